@@ -1,0 +1,5 @@
+import sys
+
+from recommenders.cli import main
+
+sys.exit(main())

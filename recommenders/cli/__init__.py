@@ -1,0 +1,45 @@
+"""The ``recsys`` command: a thin layer of argument parsing over library functions.
+
+Each command group lives in its own module exposing ``register(subparsers)``; a
+module's heavy imports (TensorFlow, grpc) happen inside its handlers so that
+``recsys --help`` and argument errors answer instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from recommenders.errors import RecsysError
+
+# Modules under recommenders/cli/ that contribute subcommands, in help order.
+COMMAND_MODULES = ("data",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recsys",
+        description="Session-based shop recommendations and search: data, training, tuning, serving.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"recommenders.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RecsysError as exc:
+        print(f"recsys {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"recsys {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

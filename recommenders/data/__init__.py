@@ -1,0 +1,1 @@
+"""Shop data: canonical schemas, loaders for real formats, cleaning, the synthetic shop."""

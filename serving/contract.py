@@ -1,0 +1,90 @@
+"""The request/response contract between exported SavedModels, the servers and the clients.
+
+Pure constants (no TensorFlow, no grpc): the model exporter, the embedded server, the
+deployment-config generator and the thin client all read them from here, so a renamed
+input is a one-line change. Every exported model has its main signature twice: under
+its own name and as ``serving_default``.
+
+Session inputs shared by every signature (``B`` = batch, ``T`` = session length,
+padding is the empty string / 0 and is ignored):
+
+====================  =========  ======  ==========================================
+input                 dtype      shape   meaning
+====================  =========  ======  ==========================================
+session_item_ids      DT_STRING  [B, T]  items the shopper interacted with, oldest first
+session_event_types   DT_STRING  [B, T]  ``view`` / ``cart`` / ``purchase`` per item
+session_timestamps    DT_INT64   [B, T]  unix seconds per event
+user_id               DT_STRING  [B]     ``""`` for anonymous shoppers
+query                 DT_STRING  [B]     search text, ``""`` when not searching
+====================  =========  ======  ==========================================
+
+Signatures:
+
+* ``retrieval`` model, signature ``retrieve``: session inputs + ``k`` (DT_INT32 [B])
+  -> ``item_ids`` (DT_STRING [B, max(k)]), ``scores`` (DT_FLOAT [B, max(k)]).
+* ``ranking`` model, signature ``rank``: session inputs + ``candidate_item_ids``
+  (DT_STRING [B, C]) -> ``click_probability``, ``cart_probability``,
+  ``purchase_probability`` and ``scores`` (all DT_FLOAT [B, C]).
+* ``recommend`` model, signature ``recommend``: session inputs + ``k`` +
+  ``exclude_item_ids`` (DT_STRING [B, E]) -> ``item_ids``, ``scores`` as for retrieve.
+
+``k`` is per row so server-side batching (which concatenates along dimension 0) can
+merge requests; a row asking for fewer than ``max(k)`` items gets ``""`` ids and
+``-inf`` scores past its own ``k``. ``k`` outside ``1..catalog size`` fails with
+INVALID_ARGUMENT naming ``k``.
+"""
+
+RETRIEVAL_MODEL = "retrieval"
+RANKING_MODEL = "ranking"
+RECOMMEND_MODEL = "recommend"
+MODELS = (RETRIEVAL_MODEL, RANKING_MODEL, RECOMMEND_MODEL)
+
+SIGNATURES = {
+    RETRIEVAL_MODEL: "retrieve",
+    RANKING_MODEL: "rank",
+    RECOMMEND_MODEL: "recommend",
+}
+DEFAULT_SIGNATURE = "serving_default"
+
+SESSION_ITEM_IDS = "session_item_ids"
+SESSION_EVENT_TYPES = "session_event_types"
+SESSION_TIMESTAMPS = "session_timestamps"
+USER_ID = "user_id"
+QUERY = "query"
+K = "k"
+EXCLUDE_ITEM_IDS = "exclude_item_ids"
+CANDIDATE_ITEM_IDS = "candidate_item_ids"
+
+# name -> (TF DataType enum name, rank)
+SESSION_INPUTS = {
+    SESSION_ITEM_IDS: ("DT_STRING", 2),
+    SESSION_EVENT_TYPES: ("DT_STRING", 2),
+    SESSION_TIMESTAMPS: ("DT_INT64", 2),
+    USER_ID: ("DT_STRING", 1),
+    QUERY: ("DT_STRING", 1),
+}
+INPUTS = {
+    RETRIEVAL_MODEL: {**SESSION_INPUTS, K: ("DT_INT32", 1)},
+    RANKING_MODEL: {**SESSION_INPUTS, CANDIDATE_ITEM_IDS: ("DT_STRING", 2)},
+    RECOMMEND_MODEL: {**SESSION_INPUTS, K: ("DT_INT32", 1), EXCLUDE_ITEM_IDS: ("DT_STRING", 2)},
+}
+
+ITEM_IDS = "item_ids"
+SCORES = "scores"
+CLICK_PROBABILITY = "click_probability"
+CART_PROBABILITY = "cart_probability"
+PURCHASE_PROBABILITY = "purchase_probability"
+OUTPUTS = {
+    RETRIEVAL_MODEL: {ITEM_IDS: "DT_STRING", SCORES: "DT_FLOAT"},
+    RANKING_MODEL: {
+        CLICK_PROBABILITY: "DT_FLOAT",
+        CART_PROBABILITY: "DT_FLOAT",
+        PURCHASE_PROBABILITY: "DT_FLOAT",
+        SCORES: "DT_FLOAT",
+    },
+    RECOMMEND_MODEL: {ITEM_IDS: "DT_STRING", SCORES: "DT_FLOAT"},
+}
+
+# Version labels the deployment config and the clients use for canary releases.
+STABLE_LABEL = "stable"
+CANARY_LABEL = "canary"
