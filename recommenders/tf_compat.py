@@ -19,9 +19,10 @@ def tensorflow():
         raise ConfigError(f"TF_USE_LEGACY_KERAS={os.environ.get('TF_USE_LEGACY_KERAS')!r}. {_LEGACY_HINT}")
     import tensorflow as tf
 
-    version = getattr(tf.keras, "__version__", None) or getattr(tf.keras, "version", lambda: "?")()
-    if not str(version).startswith("2."):
-        raise ConfigError(f"tf.keras resolves to Keras {version}. {_LEGACY_HINT}")
+    # tf.keras is a lazy loader; the module behind its layers says which Keras answered.
+    implementation = tf.keras.layers.Dense.__module__.split(".")[0]
+    if implementation != "tf_keras":
+        raise ConfigError(f"tf.keras resolves to the '{implementation}' package (Keras 3). {_LEGACY_HINT}")
     return tf
 
 
