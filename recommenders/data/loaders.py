@@ -1,0 +1,436 @@
+"""Readers from real shop-log formats into the canonical :mod:`~recommenders.data.schema`.
+
+Loaders only translate: they rename columns, map event names and parse timestamps.
+They do not judge rows (cleaning does, and reports what it drops), but they refuse
+input that cannot be the format they read: a missing file, a missing column, or a
+timestamp column of which no value parses raises :class:`~recommenders.errors.DataError`
+naming the file and column.
+
+Example:
+
+>>> shop = load_diginetica_raw("/work/shared/datasets/diginetica/raw-cikm16-sample")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from recommenders.data import schema
+from recommenders.data.dataset import PreparedData
+from recommenders.data.report import CleaningReport, DataReport, DropLedger, quarantine_catalog, quarantine_events
+from recommenders.data.split import unsplit_report
+from recommenders.errors import ConfigError, DataError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Values every loader reads as missing (Diginetica writes "NA").
+NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+
+RETAILROCKET_EVENTS = {"view": "view", "addtocart": "cart", "transaction": "purchase"}
+RETAILROCKET_PRICE_PROPERTY = "790"
+RETAILROCKET_CATEGORY_PROPERTY = "categoryid"
+
+
+def _existing(path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} file not found: {path}")
+    return path
+
+
+def read_table(path, sep: str = ",", columns: Iterable[str] | None = None, **kwargs) -> pd.DataFrame:
+    """Reads a CSV (``sep``-separated, every column as text) or a Parquet file by extension.
+
+    Raises DataError naming the file when it is missing, unreadable, or lacks ``columns``.
+    """
+    path = _existing(path, "input")
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, sep=sep, dtype="string", keep_default_na=False, na_values=NA_VALUES, **kwargs)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if columns is not None:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{path} is missing column(s) {', '.join(missing)}; it has {', '.join(map(str, frame.columns)) or 'none'}"
+            )
+    return frame
+
+
+def as_id_strings(values: pd.Series) -> pd.Series:
+    """Ids as trimmed strings; whole floats (ids read next to NaNs) lose their ``.0``."""
+    if pd.api.types.is_float_dtype(values):
+        finite = values.dropna()
+        if (finite == np.floor(finite)).all():
+            values = values.astype("Int64")
+    out = values.astype("string").str.strip()
+    return out.mask(out == "")
+
+
+def _epoch_unit(numbers: pd.Series) -> str:
+    # Epoch seconds, milliseconds, microseconds and nanoseconds of dates after 1973 differ by
+    # orders of magnitude, so the size of the largest value names the unit.
+    largest = numbers.abs().max()
+    for unit, bound in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
+        if largest < bound:
+            return unit
+    return "ns"
+
+
+def parse_timestamps(values: pd.Series, where: str, unit: str | None = None) -> pd.Series:
+    """Parses dates (any pandas format, mixed allowed) or epoch numbers into naive UTC.
+
+    Epoch numbers use ``unit`` (``s``/``ms``/``us``/``ns``) or, when ``None``, the unit their
+    magnitude implies. A value that does not parse becomes ``NaT`` (cleaning quarantines it);
+    when no value parses at all the column cannot be timestamps and DataError names ``where``.
+    """
+    present = values.notna()
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = pd.to_datetime(values, utc=True)
+    else:
+        numbers = pd.to_numeric(values, errors="coerce")
+        if present.any() and numbers[present].notna().all():
+            try:
+                parsed = pd.to_datetime(numbers, unit=unit or _epoch_unit(numbers[present]), utc=True)
+            except (ValueError, OverflowError) as exc:
+                raise DataError(f"{where}: epoch timestamps out of range for unit {unit!r}: {exc}") from exc
+        else:
+            text = values.astype("string")
+            parsed = pd.to_datetime(text, errors="coerce", utc=True)
+            retry = present & parsed.isna()
+            if retry.any():
+                # The format pandas infers from the first value rejects rows written differently.
+                parsed[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
+    parsed = parsed.dt.tz_localize(None).astype("datetime64[ns]")
+    if present.any() and parsed[present].isna().all():
+        example = values[present].iloc[0]
+        raise DataError(f"{where}: no value parses as a timestamp (e.g. {example!r})")
+    return parsed
+
+
+def _rename(frame: pd.DataFrame, column_map: dict[str, str] | None) -> pd.DataFrame:
+    return frame.rename(columns=column_map or {})
+
+
+def _check_map(column_map: dict[str, str] | None, frames: dict[str, pd.DataFrame]) -> None:
+    unknown = [src for src in (column_map or {}) if not any(src in f.columns for f in frames.values())]
+    if unknown:
+        where = " or ".join(frames)
+        raise DataError(f"column map source(s) {', '.join(unknown)} not found in {where}")
+
+
+def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None = None, timestamp_unit=None) -> schema.ShopData:
+    """Loads events (and optionally a catalog) from CSV or Parquet files in any column naming.
+
+    ``column_map`` renames source columns to canonical ones (``{"sessionId": "session_id"}``)
+    in both files. Events need ``item_id``, ``timestamp`` and ``session_id`` or ``user_id``
+    (then cleaning sessionizes); ``event_type`` defaults to ``view`` (plain click logs);
+    ``user_id`` and ``query`` are optional. Numeric timestamps are epoch ``timestamp_unit``.
+
+    Example:
+
+    >>> shop = load_csv("clicks.csv", column_map={"sid": "session_id", "ts": "timestamp"})  # doctest: +SKIP
+    """
+    raw_events = read_table(events_path)
+    frames = {str(events_path): raw_events}
+    raw_catalog = None
+    if catalog_path is not None:
+        raw_catalog = read_table(catalog_path)
+        frames[str(catalog_path)] = raw_catalog
+    _check_map(column_map, frames)
+
+    events = _rename(raw_events, column_map)
+    required = ["item_id", "timestamp"] + ([] if "user_id" in events.columns else ["session_id"])
+    missing = [c for c in required if c not in events.columns]
+    if missing:
+        raise DataError(
+            f"{events_path} is missing column(s) {', '.join(missing)}; it has {', '.join(map(str, raw_events.columns))}"
+            " (rename with a column map, e.g. --map sessionId=session_id)"
+        )
+    out = pd.DataFrame(index=events.index)
+    for column in ("session_id", "user_id", "item_id"):
+        out[column] = as_id_strings(events[column]) if column in events.columns else pd.NA
+    out["event_type"] = events["event_type"].astype("string") if "event_type" in events.columns else "view"
+    out["timestamp"] = parse_timestamps(events["timestamp"], f"{events_path} column timestamp", timestamp_unit)
+    out["query"] = events["query"].astype("string") if "query" in events.columns else pd.NA
+
+    if raw_catalog is None:
+        catalog = schema.empty_catalog()
+    else:
+        catalog = _rename(raw_catalog, column_map)
+        if "item_id" not in catalog.columns:
+            raise DataError(f"{catalog_path} is missing column(s) item_id; it has {', '.join(map(str, raw_catalog.columns))}")
+        catalog = catalog.assign(item_id=as_id_strings(catalog["item_id"]))
+        for column in ("title", "category", "brand"):
+            if column in catalog.columns:
+                catalog[column] = catalog[column].astype("string")
+        if "category" in catalog.columns:
+            catalog["category"] = as_id_strings(catalog["category"]).fillna("")
+        if "price" in catalog.columns:
+            catalog["price"] = pd.to_numeric(catalog["price"], errors="coerce")
+    return schema.ShopData(out, catalog)
+
+
+def load_retailrocket(events_csv, item_properties=()) -> schema.ShopData:
+    """Loads the RetailRocket dataset: ``events.csv`` plus ``item_properties_part*.csv``.
+
+    Events ``view``/``addtocart``/``transaction`` become ``view``/``cart``/``purchase``;
+    ``visitorid`` is the user and sessions are left to cleaning's inactivity gap. Item
+    properties give each item its latest ``categoryid`` and price (property ``790``,
+    written like ``n5160.000``).
+    """
+    raw = read_table(events_csv, columns=("timestamp", "visitorid", "event", "itemid"))
+    event_type = raw["event"].str.strip().str.lower()
+    events = pd.DataFrame(
+        {
+            "session_id": pd.NA,
+            "user_id": as_id_strings(raw["visitorid"]),
+            "item_id": as_id_strings(raw["itemid"]),
+            "event_type": event_type.map(RETAILROCKET_EVENTS).fillna(event_type),
+            "timestamp": parse_timestamps(raw["timestamp"], f"{events_csv} column timestamp", "ms"),
+        }
+    )
+    paths = [item_properties] if isinstance(item_properties, (str, Path)) else list(item_properties)
+    return schema.ShopData(events, _retailrocket_catalog(paths))
+
+
+def _retailrocket_catalog(paths) -> pd.DataFrame:
+    wanted = (RETAILROCKET_CATEGORY_PROPERTY, RETAILROCKET_PRICE_PROPERTY)
+    pieces = []
+    for path in paths:
+        read_table(path, columns=("timestamp", "itemid", "property", "value"), nrows=0)
+        # The property files hold ~20M rows; only two properties matter, so stream them.
+        chunks = pd.read_csv(path, dtype="string", chunksize=1_000_000, keep_default_na=False, na_values=NA_VALUES)
+        for chunk in tqdm(chunks, desc=f"reading {Path(path).name}", unit="Mrows", leave=False):
+            pieces.append(chunk[chunk["property"].isin(wanted)])
+    if not pieces:
+        return schema.empty_catalog()
+    props = pd.concat(pieces, ignore_index=True)
+    props["timestamp"] = pd.to_numeric(props["timestamp"], errors="coerce")
+    props["itemid"] = as_id_strings(props["itemid"])
+    latest = props.sort_values("timestamp", kind="stable").drop_duplicates(["itemid", "property"], keep="last")
+    wide = latest.pivot(index="itemid", columns="property", values="value")
+    catalog = pd.DataFrame({"item_id": wide.index.astype("string")})
+    category = wide.get(RETAILROCKET_CATEGORY_PROPERTY)
+    price = wide.get(RETAILROCKET_PRICE_PROPERTY)
+    catalog["category"] = "" if category is None else category.fillna("").to_numpy()
+    if price is not None:
+        catalog["price"] = pd.to_numeric(price.str.lstrip("n"), errors="coerce").to_numpy()
+    return catalog
+
+
+def _diginetica_events(frame: pd.DataFrame, session: str, user: str, path) -> pd.DataFrame:
+    days = parse_timestamps(frame["eventdate"], f"{path} column eventdate")
+    offset = pd.to_numeric(frame["timeframe"], errors="coerce")
+    return pd.DataFrame(
+        {
+            "session_id": as_id_strings(frame[session]),
+            "user_id": as_id_strings(frame[user]),
+            "timestamp": days + pd.to_timedelta(offset, unit="ms"),
+        }
+    )
+
+
+def _tokens(values: pd.Series) -> pd.Series:
+    # CIKM16 anonymized text into comma-separated numeric tokens; spaces make them words.
+    return values.astype("string").str.replace(",", " ", regex=False).str.strip()
+
+
+def load_diginetica_raw(directory) -> schema.ShopData:
+    """Loads the raw CIKM Cup 2016 files (``;``-separated, ``NA`` = missing) from ``directory``.
+
+    ``train-item-views.csv`` (or ``sample_train-item-views.csv``) gives view events at
+    ``eventdate + timeframe`` milliseconds; ``train-purchases.csv``, ``train-queries.csv``
+    (search events, query = the anonymized tokens separated by spaces),
+    ``product-categories.csv`` and ``products.csv`` (price = 2**pricelog2, title = name
+    tokens) are read when present.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"Diginetica directory not found: {directory}")
+    views_path = next(
+        (directory / n for n in ("train-item-views.csv", "sample_train-item-views.csv") if (directory / n).is_file()), None
+    )
+    if views_path is None:
+        raise DataError(f"{directory} has no train-item-views.csv (or sample_train-item-views.csv)")
+    parts = []
+    views = read_table(views_path, sep=";", columns=("session_id", "user_id", "item_id", "timeframe", "eventdate"))
+    parts.append(
+        _diginetica_events(views, "session_id", "user_id", views_path).assign(
+            item_id=as_id_strings(views["item_id"]), event_type="view"
+        )
+    )
+    purchases_path = directory / "train-purchases.csv"
+    if purchases_path.is_file():
+        purchases = read_table(purchases_path, sep=";", columns=("sessionId", "userId", "timeframe", "eventdate", "itemId"))
+        parts.append(
+            _diginetica_events(purchases, "sessionId", "userId", purchases_path).assign(
+                item_id=as_id_strings(purchases["itemId"]), event_type="purchase"
+            )
+        )
+    queries_path = directory / "train-queries.csv"
+    if queries_path.is_file():
+        queries = read_table(
+            queries_path, sep=";", columns=("sessionId", "userId", "timeframe", "eventdate", "searchstring.tokens")
+        )
+        parts.append(
+            _diginetica_events(queries, "sessionId", "userId", queries_path).assign(
+                item_id=pd.NA, event_type="search", query=_tokens(queries["searchstring.tokens"])
+            )
+        )
+    events = pd.concat(parts, ignore_index=True)
+    return schema.ShopData(events, _diginetica_catalog(directory))
+
+
+def _diginetica_catalog(directory: Path) -> pd.DataFrame:
+    catalog = schema.empty_catalog()[["item_id"]]
+    categories_path = directory / "product-categories.csv"
+    if categories_path.is_file():
+        categories = read_table(categories_path, sep=";", columns=("itemId", "categoryId"))
+        catalog = pd.DataFrame({"item_id": as_id_strings(categories["itemId"]), "category": as_id_strings(categories["categoryId"])})
+    products_path = directory / "products.csv"
+    if products_path.is_file():
+        products = read_table(products_path, sep=";", columns=("itemId", "pricelog2", "product.name.tokens"))
+        details = pd.DataFrame(
+            {
+                "item_id": as_id_strings(products["itemId"]),
+                "title": _tokens(products["product.name.tokens"]),
+                "price": np.exp2(pd.to_numeric(products["pricelog2"], errors="coerce")),
+            }
+        )
+        catalog = catalog.merge(details, on="item_id", how="outer")
+    return catalog
+
+
+class SrgnnData(NamedTuple):
+    """The SR-GNN benchmark as one shop plus which of its sessions are the test sessions."""
+
+    shop: schema.ShopData
+    train_session_ids: list[str]
+    test_session_ids: list[str]
+
+
+SRGNN_START = pd.Timestamp("2016-01-01")
+# Synthetic clock: one minute between clicks, an hour between sessions, so that no
+# inactivity-gap or bot-rate rule could ever cut or drop a benchmark session.
+SRGNN_CLICK_GAP = pd.Timedelta(minutes=1)
+SRGNN_SESSION_GAP = pd.Timedelta(hours=1)
+
+
+def _srgnn_train_sessions(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8") as handle:
+        sessions = [line.split() for line in handle]
+    empty = next((n for n, s in enumerate(sessions, 1) if not s), None)
+    if empty is not None:
+        raise DataError(f"{path} line {empty} is empty; expected space-separated item ids")
+    return sessions
+
+
+def _srgnn_test_sessions(path: Path) -> list[list[str]]:
+    """Rebuilds the test sessions: each group of lines lists every prefix, longest first."""
+    sessions: list[list[str]] = []
+    expected: list[str] = []  # the prefix the next line must have; empty at a group start
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 2 or not fields[0].split() or not fields[1].strip():
+                raise DataError(f"{path} line {number}: expected 'prefix items<TAB>next item'")
+            prefix, label = fields[0].split(), fields[1].strip()
+            if not expected:
+                sessions.append(prefix + [label])
+            elif prefix + [label] != expected:
+                raise DataError(f"{path} line {number}: prefix does not continue the session of the lines above")
+            expected = prefix if len(prefix) > 1 else []
+    if expected:
+        raise DataError(f"{path} ends inside a session: its prefixes do not reach length 1")
+    return sessions
+
+
+def _srgnn_events(sessions: list[list[str]], names: list[str], first_click: int, first_session: int) -> pd.DataFrame:
+    lengths = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
+    session_index = np.repeat(np.arange(len(sessions)), lengths) + first_session
+    click_index = np.arange(lengths.sum()) + first_click
+    clock = click_index * SRGNN_CLICK_GAP.value + session_index * SRGNN_SESSION_GAP.value
+    return pd.DataFrame(
+        {
+            "session_id": pd.array(np.repeat(np.array(names, dtype=object), lengths), dtype="string"),
+            "item_id": pd.array([item for s in sessions for item in s], dtype="string"),
+            "event_type": "view",
+            "timestamp": SRGNN_START + pd.to_timedelta(clock, unit="ns"),
+        }
+    )
+
+
+def load_srgnn(directory) -> SrgnnData:
+    """Loads the SR-GNN benchmark files: ``train_sessions.txt`` and ``test_prefix_label.tsv``.
+
+    The files hold no times, so every click gets a synthetic, strictly increasing timestamp
+    in file order with all training sessions before all test sessions. Test sessions are
+    rebuilt from their prefix lines (longest prefix + label = the whole session); building
+    every prefix of them reproduces the file. ``item_category.tsv``, when present, gives
+    the catalog categories. Session ids are ``train-<n>`` / ``test-<n>`` (1-based, file order).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"SR-GNN directory not found: {directory}")
+    train = _srgnn_train_sessions(_existing(directory / "train_sessions.txt", "SR-GNN training sessions"))
+    test = _srgnn_test_sessions(_existing(directory / "test_prefix_label.tsv", "SR-GNN test cases"))
+    train_ids = [f"train-{n}" for n in range(1, len(train) + 1)]
+    test_ids = [f"test-{n}" for n in range(1, len(test) + 1)]
+    train_events = _srgnn_events(train, train_ids, 0, 0)
+    test_events = _srgnn_events(test, test_ids, len(train_events), len(train))
+    events = pd.concat([train_events, test_events], ignore_index=True)
+    category_path = directory / "item_category.tsv"
+    if category_path.is_file():
+        raw = read_table(category_path, sep="\t", columns=("item_id", "category_id"))
+        catalog = pd.DataFrame({"item_id": as_id_strings(raw["item_id"]), "category": as_id_strings(raw["category_id"])})
+    else:
+        catalog = pd.DataFrame({"item_id": events["item_id"].drop_duplicates()})
+    return SrgnnData(schema.ShopData(events, catalog), train_ids, test_ids)
+
+
+def load_srgnn_splits(directory, validation_fraction: float = 0.1) -> PreparedData:
+    """The SR-GNN benchmark as prepared data, keeping its own split and dropping nothing.
+
+    Test is the file's test sessions; the last ``validation_fraction`` of training
+    sessions (file order, i.e. the latest) is validation. Nothing is cleaned, so scores on
+    ``test`` compare with published numbers; validation may hold items train lacks.
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ConfigError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    data = load_srgnn(directory)
+    events = data.shop.events
+    n_validation = round(len(data.train_session_ids) * validation_fraction)
+    held_out = set(data.train_session_ids[len(data.train_session_ids) - n_validation :])
+    is_test = events["session_id"].isin(set(data.test_session_ids))
+    is_validation = events["session_id"].isin(held_out)
+    parts = {
+        "train": events[~is_test & ~is_validation].reset_index(drop=True),
+        "validation": events[is_validation].reset_index(drop=True),
+        "test": events[is_test].reset_index(drop=True),
+    }
+    catalog = data.shop.catalog
+    cleaning = CleaningReport(
+        rows_in=len(events),
+        rows_out=len(events),
+        dropped={},
+        sessions_out=len(data.train_session_ids) + len(data.test_session_ids),
+        items_out=int(events["item_id"].nunique()),
+        catalog_rows_in=len(catalog),
+        catalog_rows_out=len(catalog),
+    )
+    nothing_dropped = DropLedger(())
+    return PreparedData(
+        **parts,
+        catalog=catalog,
+        report=DataReport(source=f"srgnn:{directory}", cleaning=cleaning, split=unsplit_report(parts)),
+        quarantine=quarantine_events(nothing_dropped),
+        catalog_quarantine=quarantine_catalog(nothing_dropped),
+    )
