@@ -79,7 +79,7 @@ class CleaningConfig:
     max_events_per_minute: int | None = 30
     min_item_support: int = 5
     min_session_length: int = 2
-    price_iqr_factor: float | None = 3.0
+    price_iqr_factor: float | None = 1.5
 
     def validate(self) -> "CleaningConfig":
         """Checks every value once; returns ``self`` with numbers normalized."""
