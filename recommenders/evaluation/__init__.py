@@ -1,0 +1,1 @@
+"""Offline evaluation: next-item cases, ranking metrics, baselines and the harness that compares models."""
