@@ -1,0 +1,16 @@
+"""The thin TF Serving client: grpcio + protobuf + numpy, never TensorFlow.
+
+Usage::
+
+    from serving.client import RecommenderClient
+    client = RecommenderClient(["localhost:8500"], version_label="stable")
+    client.recommend(["item-1", "item-2"], k=5)
+"""
+
+from serving.client.channels import TlsConfig
+from serving.client.client import RecommenderClient
+from serving.client.errors import ServingError
+from serving.client.requests import Prediction, VersionStatus
+from serving.client.routing import LabelSplit
+
+__all__ = ["LabelSplit", "Prediction", "RecommenderClient", "ServingError", "TlsConfig", "VersionStatus"]

@@ -1,0 +1,203 @@
+"""RecommenderClient: the thin, TensorFlow-free gRPC client for the recommendation models."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+
+import grpc
+import numpy as np
+
+from serving import contract
+from serving.client import channels, requests, sessions
+from serving.client.errors import ServingError
+from serving.client.routing import LabelSplit, TargetHealth, backoff_delay
+
+# Codes that mean "this replica could not take the call", never "the call is wrong".
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+class RecommenderClient:
+    """Calls TF Serving (or the embedded server) for recommendations, ranking and status.
+
+    ``targets`` are ``host:port`` replicas; calls fail over between them, retrying
+    UNAVAILABLE (and replicas that cannot connect within ``connect_timeout_s``) with
+    exponential backoff and jitter, all within ``deadline_s`` per call. Pin one version
+    (``version``) or label (``version_label``), or split traffic between labels by the
+    hash of the user (else session) id with ``label_split={"stable": 90, "canary": 10}``.
+
+    Usage::
+
+        with RecommenderClient(["localhost:8500"], deadline_s=0.5) as client:
+            client.recommend(["item-1", ("item-7", "cart", 1700000000)], k=10, user="u1")
+            # -> [("item-3", 4.2), ("item-9", 3.1), ...]
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        deadline_s: float = 1.0,
+        retries: int = 3,
+        backoff_base_s: float = 0.02,
+        backoff_cap_s: float = 0.5,
+        connect_timeout_s: float = 0.25,
+        tls: channels.TlsConfig | None = None,
+        version: int | None = None,
+        version_label: str | None = None,
+        label_split: Mapping[str, float] | None = None,
+        max_message_bytes: int = channels.DEFAULT_MAX_MESSAGE_BYTES,
+        seed: int | None = None,
+    ):
+        if isinstance(targets, str):
+            targets = [targets]
+        if sum(choice is not None for choice in (version, version_label, label_split)) > 1:
+            raise ValueError("pin at most one of version, version_label and label_split")
+        if deadline_s <= 0 or retries < 0 or connect_timeout_s <= 0:
+            raise ValueError(f"need deadline_s > 0, retries >= 0, connect_timeout_s > 0; got {deadline_s}, {retries}, {connect_timeout_s}")
+        self.deadline_s = deadline_s
+        self.retries = retries
+        self.version = version
+        self.version_label = version_label
+        self.split = LabelSplit(label_split) if label_split else None
+        self._backoff = (backoff_base_s, backoff_cap_s)
+        self._connect_timeout_s = connect_timeout_s
+        self._rng = random.Random(seed)
+        self._health = TargetHealth(list(targets))
+        self._channels = {target: channels.open_channel(target, max_message_bytes, tls) for target in self._health.targets}
+        self._ready = {target: False for target in self._health.targets}
+        for target, channel in self._channels.items():
+            channel.subscribe(self._watcher(target), try_to_connect=True)
+        self._stubs = {
+            (target, method): channels.unary(channel, method)
+            for target, channel in self._channels.items()
+            for method in channels.RESPONSE_CLASS
+        }
+
+    def _watcher(self, target: str):
+        def on_change(state: grpc.ChannelConnectivity) -> None:
+            self._ready[target] = state is grpc.ChannelConnectivity.READY
+
+        return on_change
+
+    # -- high level -------------------------------------------------------------------
+
+    def recommend(self, session, k: int, user=None, query=None, exclude=None, session_id=None, model=contract.RECOMMEND_MODEL):
+        """Top-``k`` (item_id, score) for the shopper, best first, never items in ``exclude``."""
+        inputs = sessions.session_inputs([session], [user], [query])
+        inputs[contract.K] = np.array([k], dtype=np.int32)
+        inputs[contract.EXCLUDE_ITEM_IDS] = sessions.pad_rows([sessions.id_list(exclude, "exclude")], "", object)
+        result = self.predict(model, inputs, routing_key=user or session_id)
+        return sessions.ranked_items(result.outputs[contract.ITEM_IDS][0], result.outputs[contract.SCORES][0])
+
+    def retrieve(self, session, k: int, user=None, query=None, session_id=None, model=contract.RETRIEVAL_MODEL):
+        """Top-``k`` candidate (item_id, score) from the retrieval model, best first."""
+        inputs = sessions.session_inputs([session], [user], [query])
+        inputs[contract.K] = np.array([k], dtype=np.int32)
+        result = self.predict(model, inputs, routing_key=user or session_id)
+        return sessions.ranked_items(result.outputs[contract.ITEM_IDS][0], result.outputs[contract.SCORES][0])
+
+    def rank(self, session, candidates, user=None, query=None, session_id=None, model=contract.RANKING_MODEL):
+        """``candidates`` as (item_id, score) sorted by the ranking model's score, best first."""
+        candidates = sessions.id_list(candidates, "candidates")
+        if not candidates:
+            raise ValueError("rank needs at least one candidate item id")
+        inputs = sessions.session_inputs([session], [user], [query])
+        inputs[contract.CANDIDATE_ITEM_IDS] = np.array([candidates], dtype=object)
+        result = self.predict(model, inputs, routing_key=user or session_id)
+        scores = result.outputs[contract.SCORES][0][: len(candidates)]
+        return sorted(zip(candidates, (float(s) for s in scores)), key=lambda pair: -pair[1])
+
+    def status(self, model: str, version: int | None = None, label: str | None = None) -> list[requests.VersionStatus]:
+        """The versions of ``model`` the server knows and their states, newest first."""
+        response, _ = self._call(channels.GET_MODEL_STATUS, requests.status_request(model, version, label))
+        return requests.version_statuses(response)
+
+    def metadata(self, model: str, version: int | None = None, label: str | None = None) -> dict[str, dict]:
+        """The signatures of ``model``: name -> inputs/outputs with dtypes and shapes."""
+        version, label = self._pin(version, label, None)
+        response, _ = self._call(channels.GET_MODEL_METADATA, requests.metadata_request(model, version, label))
+        return requests.signatures(response)
+
+    # -- low level --------------------------------------------------------------------
+
+    def predict(
+        self,
+        model: str,
+        inputs: Mapping,
+        signature: str | None = None,
+        version: int | None = None,
+        label: str | None = None,
+        routing_key: str | None = None,
+        output_filter: Sequence[str] = (),
+    ) -> requests.Prediction:
+        """Predict with raw ``inputs`` (name -> array); the client's pin/split applies
+        unless ``version``/``label`` is given. ``routing_key`` chooses the A/B label."""
+        version, label = self._pin(version, label, routing_key)
+        request = requests.predict_request(model, inputs, signature, version, label, output_filter)
+        response, target = self._call(channels.PREDICT, request)
+        return requests.prediction(response, target)
+
+    def label_for(self, routing_key: str | None) -> str | None:
+        """The version label a call with ``routing_key`` goes to (None: server default)."""
+        if self.split is not None:
+            return self.split.label_for(routing_key or "")
+        return self.version_label
+
+    def _pin(self, version, label, routing_key):
+        if version is not None or label is not None:
+            return version, label
+        if self.version is not None:
+            return self.version, None
+        return None, self.label_for(routing_key)
+
+    def _call(self, method: str, request):
+        deadline = time.monotonic() + self.deadline_s
+        tried: set[str] = set()
+        last_error = "no attempt made"
+        for attempt in range(self.retries + 1):
+            target = self._health.pick(avoid=tried)
+            if target in tried:
+                # Every replica failed once already: back off before going round again.
+                tried.clear()
+                time.sleep(min(max(0.0, deadline - time.monotonic()), backoff_delay(attempt, *self._backoff, self._rng)))
+            tried.add(target)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if not self._ready[target] and not self._connects(target, min(self._connect_timeout_s, remaining)):
+                self._health.failed(target)
+                last_error = f"{target}: could not connect within {min(self._connect_timeout_s, remaining):.3f}s"
+                continue
+            try:
+                response = self._stubs[(target, method)](request, timeout=max(1e-3, deadline - time.monotonic()))
+            except grpc.RpcError as error:
+                if error.code() not in RETRYABLE:
+                    raise ServingError(error.code(), error.details() or "", target) from None
+                self._health.failed(target)
+                last_error = f"{target}: {error.code().name}: {error.details()}"
+                continue
+            self._health.succeeded(target)
+            return response, target
+        raise ServingError(
+            grpc.StatusCode.UNAVAILABLE if time.monotonic() < deadline else grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"{method} failed on every attempt within {self.deadline_s}s; last error: {last_error}",
+        )
+
+    def _connects(self, target: str, timeout_s: float) -> bool:
+        try:
+            grpc.channel_ready_future(self._channels[target]).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Closes every channel."""
+        for channel in self._channels.values():
+            channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -1,0 +1,24 @@
+"""The one exception the thin client raises for a failed call."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ServingError(Exception):
+    """A call failed: ``code`` is the gRPC status, the message says what and where.
+
+    Usage::
+
+        try:
+            client.recommend(["item-1"], k=10)
+        except ServingError as error:
+            if error.code is grpc.StatusCode.INVALID_ARGUMENT:
+                ...
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str, target: str | None = None):
+        super().__init__(f"{code.name}: {message}" + (f" (target {target})" if target else ""))
+        self.code = code
+        self.details = message
+        self.target = target

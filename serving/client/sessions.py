@@ -1,0 +1,71 @@
+"""Turns a shopper's session into the contract's input tensors (see serving/contract.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from serving import contract
+
+DEFAULT_EVENT_TYPE = "view"
+
+
+def normalize_session(session) -> list[tuple[str, str, int]]:
+    """``session`` as (item_id, event_type, timestamp) events, oldest first.
+
+    Accepts a list of item ids (events default to ``view`` at time 0) or of
+    ``(item_id, event_type, timestamp)`` tuples; raises ValueError naming a bad event.
+    """
+    if isinstance(session, (str, bytes)) or not isinstance(session, Sequence):
+        raise ValueError(f"a session is a list of item ids or (item_id, event_type, timestamp) tuples, got {type(session).__name__}")
+    events = []
+    for position, event in enumerate(session):
+        if isinstance(event, str):
+            events.append((event, DEFAULT_EVENT_TYPE, 0))
+        elif isinstance(event, (tuple, list)) and len(event) == 3 and isinstance(event[0], str) and isinstance(event[1], str):
+            try:
+                events.append((event[0], event[1], int(event[2])))
+            except (TypeError, ValueError):
+                raise ValueError(f"session event {position}: timestamp {event[2]!r} is not an integer") from None
+        else:
+            raise ValueError(f"session event {position}: expected an item id or (item_id, event_type, timestamp), got {event!r}")
+    return events
+
+
+def pad_rows(rows: list[list], fill, dtype) -> np.ndarray:
+    """A [len(rows), max width] array of ``rows`` right-padded with ``fill``."""
+    # A zero-width tensor is legal but trips some gather ops; one padding column is
+    # equivalent under the contract ("padding is ignored").
+    width = max([len(row) for row in rows] + [1])
+    return np.array([list(row) + [fill] * (width - len(row)) for row in rows], dtype=dtype)
+
+
+def session_inputs(sessions: list, users: list[str | None], queries: list[str | None]) -> dict[str, np.ndarray]:
+    """The five shared session inputs for a batch of sessions, padded to one length."""
+    normalized = [normalize_session(session) for session in sessions]
+    return {
+        contract.SESSION_ITEM_IDS: pad_rows([[e[0] for e in s] for s in normalized], "", object),
+        contract.SESSION_EVENT_TYPES: pad_rows([[e[1] for e in s] for s in normalized], "", object),
+        contract.SESSION_TIMESTAMPS: pad_rows([[e[2] for e in s] for s in normalized], 0, np.int64),
+        contract.USER_ID: np.array([user or "" for user in users], dtype=object),
+        contract.QUERY: np.array([query or "" for query in queries], dtype=object),
+    }
+
+
+def id_list(values: Sequence[str] | None, what: str) -> list[str]:
+    """``values`` checked to be a list of string item ids (``what`` names it in errors)."""
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes)) or not all(isinstance(value, str) for value in values):
+        raise ValueError(f"{what} must be a list of item id strings, got {values!r}")
+    return list(values)
+
+
+def ranked_items(item_ids: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
+    """(item_id, score) pairs of one output row, dropping the contract's padding."""
+    return [
+        (item.decode("utf-8") if isinstance(item, bytes) else str(item), float(score))
+        for item, score in zip(item_ids.tolist(), scores.tolist())
+        if item not in (b"", "") and score != float("-inf")
+    ]
