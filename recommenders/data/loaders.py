@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -103,7 +104,10 @@ def parse_timestamps(values: pd.Series, where: str, unit: str | None = None) -> 
                 raise DataError(f"{where}: epoch timestamps out of range for unit {unit!r}: {exc}") from exc
         else:
             text = values.astype("string")
-            parsed = pd.to_datetime(text, errors="coerce", utc=True)
+            with warnings.catch_warnings():
+                # "Could not infer format": the per-value fallback below is the answer to it.
+                warnings.simplefilter("ignore", UserWarning)
+                parsed = pd.to_datetime(text, errors="coerce", utc=True)
             retry = present & parsed.isna()
             if retry.any():
                 # The format pandas infers from the first value rejects rows written differently.

@@ -1,0 +1,238 @@
+"""Loaders: tiny files in tmp_path for each format, plus the real Diginetica files in place."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recommenders.data import schema
+from recommenders.data.loaders import (
+    load_csv,
+    load_diginetica_raw,
+    load_retailrocket,
+    load_srgnn,
+    load_srgnn_splits,
+    parse_timestamps,
+)
+from recommenders.errors import DataError
+
+DIGINETICA = Path("/work/shared/datasets/diginetica")
+RAW_SAMPLE = DIGINETICA / "raw-cikm16-sample"
+SRGNN_TEST_CASES = 60_858
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text.lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def assert_canonical(shop: schema.ShopData) -> None:
+    assert dict(shop.events.dtypes.astype(str)) == schema.EVENT_COLUMNS
+    assert dict(shop.catalog.dtypes.astype(str)) == schema.CATALOG_COLUMNS
+
+
+# --- generic CSV / Parquet -------------------------------------------------------------
+
+
+def test_csv_with_column_map_and_catalog(tmp_path):
+    events = write(
+        tmp_path / "clicks.csv",
+        """
+sid,visitor,product,kind,when,text
+1,u7,10,view,2024-01-02 03:04:05,
+1,u7,,search,2024-01-02T03:05:00Z,red shoes
+2,,11.0,purchase,2024-01-03,
+""",
+    )
+    catalog = write(tmp_path / "items.csv", "product,name,price,category\n10,Shoe,19.5,3\n11,Sock,x,\n")
+    column_map = {"sid": "session_id", "visitor": "user_id", "product": "item_id", "kind": "event_type", "when": "timestamp"}
+    column_map.update(text="query", name="title")
+    shop = load_csv(events, catalog, column_map)
+    assert_canonical(shop)
+    e = shop.events
+    assert list(e["session_id"]) == ["1", "1", "2"]
+    assert list(e["user_id"].fillna("-")) == ["u7", "u7", "-"]
+    assert list(e["item_id"].fillna("-")) == ["10", "-", "11.0"]
+    assert list(e["timestamp"]) == [pd.Timestamp(t) for t in ("2024-01-02 03:04:05", "2024-01-02 03:05:00", "2024-01-03")]
+    assert list(e["query"].fillna("-")) == ["-", "red shoes", "-"]
+    c = shop.catalog
+    assert list(c["title"]) == ["Shoe", "Sock"] and list(c["category"]) == ["3", ""]
+    assert c["price"].iloc[0] == 19.5 and pd.isna(c["price"].iloc[1])
+
+
+def test_parquet_with_epoch_timestamps_and_default_event_type(tmp_path):
+    frame = pd.DataFrame({"user_id": [5, 6], "item_id": [1.0, 2.0], "timestamp": [1_700_000_000_000, 1_700_000_060_000]})
+    frame.to_parquet(tmp_path / "events.parquet")
+    shop = load_csv(tmp_path / "events.parquet")
+    assert list(shop.events["item_id"]) == ["1", "2"]
+    assert list(shop.events["user_id"]) == ["5", "6"]
+    assert list(shop.events["event_type"]) == ["view", "view"]
+    assert shop.events["session_id"].isna().all()
+    assert shop.events["timestamp"].iloc[1] == pd.Timestamp("2023-11-14 22:14:20")
+
+
+def test_explicit_timestamp_unit_wins_over_the_guess(tmp_path):
+    path = write(tmp_path / "e.csv", "session_id,item_id,timestamp\ns,1,1700000000\n")
+    assert load_csv(path).events["timestamp"].iloc[0] == pd.Timestamp("2023-11-14 22:13:20")
+    assert load_csv(path, timestamp_unit="ms").events["timestamp"].iloc[0] == pd.Timestamp("1970-01-20 16:13:20")
+
+
+def test_timestamps_in_mixed_formats_and_zones_become_naive_utc():
+    values = pd.Series(["2024-01-02 03:04:05", "2024-01-02T05:04:05+02:00", "Jan 3 2024", "garbage", None], dtype="string")
+    parsed = parse_timestamps(values, "test")
+    assert list(parsed[:3]) == [pd.Timestamp(t) for t in ("2024-01-02 03:04:05", "2024-01-02 03:04:05", "2024-01-03")]
+    assert parsed[3:].isna().all()
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"input file not found: .*nope\.csv"):
+        load_csv(tmp_path / "nope.csv")
+
+
+def test_missing_columns_are_named(tmp_path):
+    path = write(tmp_path / "e.csv", "sid,product,when\n1,2,2024-01-01\n")
+    with pytest.raises(DataError, match=r"e\.csv is missing column\(s\) item_id, timestamp, session_id; it has sid, product, when"):
+        load_csv(path)
+
+
+def test_unparsable_timestamps_are_refused(tmp_path):
+    path = write(tmp_path / "e.csv", "session_id,item_id,timestamp\n1,2,yesterday\n1,3,soon\n")
+    with pytest.raises(DataError, match=r"e\.csv column timestamp: no value parses as a timestamp \(e\.g\. 'yesterday'\)"):
+        load_csv(path)
+
+
+def test_unknown_column_map_source_is_named(tmp_path):
+    path = write(tmp_path / "e.csv", "session_id,item_id,timestamp\n1,2,2024-01-01\n")
+    with pytest.raises(DataError, match="column map source\\(s\\) sessionId not found in"):
+        load_csv(path, column_map={"sessionId": "session_id"})
+
+
+# --- RetailRocket ------------------------------------------------------------------------
+
+
+def test_retailrocket_events_and_latest_properties(tmp_path):
+    events = write(
+        tmp_path / "events.csv",
+        """
+timestamp,visitorid,event,itemid,transactionid
+1433221332117,257597,view,355908,
+1433224214164,992329,addtocart,248676,
+1433221955914,992329,transaction,248676,4000
+""",
+    )
+    props1 = write(
+        tmp_path / "item_properties_part1.csv",
+        """
+timestamp,itemid,property,value
+1435460400000,248676,categoryid,1338
+1431226800000,248676,790,n5160.000
+1441508400000,248676,790,n6000.000
+1441508400000,248676,888,1116713 960601
+""",
+    )
+    props2 = write(tmp_path / "item_properties_part2.csv", "timestamp,itemid,property,value\n1431226800000,355908,categoryid,7\n")
+    shop = load_retailrocket(events, [props1, props2])
+    assert_canonical(shop)
+    e = shop.events
+    assert list(e["event_type"]) == ["view", "cart", "purchase"]
+    assert list(e["user_id"]) == ["257597", "992329", "992329"]
+    assert e["session_id"].isna().all()
+    assert e["timestamp"].iloc[0] == pd.Timestamp("2015-06-02 05:02:12.117")
+    catalog = shop.catalog.set_index("item_id")
+    assert catalog.loc["248676", "category"] == "1338" and catalog.loc["248676", "price"] == 6000.0
+    assert catalog.loc["355908", "category"] == "7" and pd.isna(catalog.loc["355908", "price"])
+
+
+def test_retailrocket_missing_columns_are_named(tmp_path):
+    path = write(tmp_path / "events.csv", "timestamp,visitor,event,itemid\n1,2,view,3\n")
+    with pytest.raises(DataError, match="missing column\\(s\\) visitorid"):
+        load_retailrocket(path)
+
+
+# --- raw Diginetica (CIKM Cup 2016) ------------------------------------------------------
+
+
+def test_diginetica_raw_sample_in_place():
+    shop = load_diginetica_raw(RAW_SAMPLE)
+    assert_canonical(shop)
+    e = shop.events
+    counts = e["event_type"].value_counts().to_dict()
+    assert counts == {"view": 12_391, "purchase": 18_025}
+    first = e.iloc[0]
+    assert (first["session_id"], first["item_id"]) == ("1", "81766")
+    assert pd.isna(first["user_id"])
+    assert first["timestamp"] == pd.Timestamp("2016-05-09") + pd.Timedelta(milliseconds=526_309)
+    purchase = e[(e["event_type"] == "purchase") & (e["session_id"] == "156")].iloc[0]
+    assert (purchase["user_id"], purchase["item_id"]) == ("7", "35324")
+    assert len(shop.catalog) == 184_047
+    assert shop.catalog.set_index("item_id").loc["139578", "category"] == "1096"
+
+
+def test_diginetica_raw_queries_and_products(tmp_path):
+    write(tmp_path / "train-item-views.csv", "session_id;user_id;item_id;timeframe;eventdate\n1;NA;9;1000;2016-05-09\n")
+    write(
+        tmp_path / "train-queries.csv",
+        "queryId;sessionId;userId;timeframe;duration;eventdate;searchstring.tokens;categoryId;items;is.test\n"
+        "1;1;NA;500;10;2016-05-09;16655,244087;0;9,10;FALSE\n"
+        "2;1;NA;900;10;2016-05-09;;1096;9;FALSE\n",
+    )
+    write(tmp_path / "products.csv", "itemId;pricelog2;product.name.tokens\n9;4;4,5,6\n")
+    shop = load_diginetica_raw(tmp_path)
+    e = shop.events
+    assert list(e["event_type"]) == ["view", "search", "search"]
+    assert list(e["query"].fillna("-")) == ["-", "16655 244087", "-"]
+    assert e["timestamp"].iloc[1] == pd.Timestamp("2016-05-09 00:00:00.500")
+    assert shop.catalog.to_dict("records") == [{"item_id": "9", "title": "4 5 6", "category": "", "brand": "", "price": 16.0}]
+
+
+def test_diginetica_raw_needs_the_views_file(tmp_path):
+    with pytest.raises(DataError, match="has no train-item-views.csv"):
+        load_diginetica_raw(tmp_path)
+    with pytest.raises(DataError, match="Diginetica directory not found"):
+        load_diginetica_raw(tmp_path / "missing")
+
+
+# --- SR-GNN benchmark ---------------------------------------------------------------------
+
+
+def every_prefix_case(sessions: pd.DataFrame) -> list[str]:
+    """The file lines a session list implies: every prefix, longest first, and its next item."""
+    lines = []
+    for items in sessions.groupby("session_id", sort=False)["item_id"].apply(list):
+        for k in range(len(items) - 1, 0, -1):
+            lines.append(" ".join(items[:k]) + "\t" + items[k])
+    return lines
+
+
+def test_srgnn_real_files_round_trip_the_test_cases():
+    data = load_srgnn(DIGINETICA)
+    events = data.shop.events
+    assert len(data.train_session_ids) == 186_670
+    test_events = events[events["session_id"].isin(set(data.test_session_ids))]
+    lines = every_prefix_case(test_events)
+    assert len(lines) == SRGNN_TEST_CASES
+    assert lines == (DIGINETICA / "test_prefix_label.tsv").read_text().splitlines()
+    assert events["timestamp"].is_monotonic_increasing and events["timestamp"].is_unique
+    last_train = events.loc[~events["session_id"].isin(set(data.test_session_ids)), "timestamp"].max()
+    assert last_train < test_events["timestamp"].min()
+    assert len(data.shop.catalog) == 43_097 and data.shop.catalog["category"].nunique() == 995
+
+
+def test_srgnn_splits_hold_out_the_latest_training_sessions():
+    prepared = load_srgnn_splits(DIGINETICA, validation_fraction=0.1)
+    parts = prepared.report.split.parts
+    assert parts["validation"].sessions == 18_667 and parts["train"].sessions == 186_670 - 18_667
+    assert parts["test"].events - parts["test"].sessions == SRGNN_TEST_CASES
+    assert prepared.report.quarantined == 0 and prepared.quarantine.empty
+    assert prepared.train["timestamp"].max() < prepared.validation["timestamp"].min()
+    assert prepared.validation["session_id"].iloc[-1] == "train-186670"
+
+
+def test_srgnn_inconsistent_prefixes_are_refused(tmp_path):
+    write(tmp_path / "train_sessions.txt", "1 2\n")
+    write(tmp_path / "test_prefix_label.tsv", "1 2 3\t4\n1 2\t9\n1\t2\n")
+    with pytest.raises(DataError, match=r"test_prefix_label\.tsv line 2: prefix does not continue"):
+        load_srgnn(tmp_path)
+    write(tmp_path / "test_prefix_label.tsv", "1 2 3\t4\n1 2\t3\n")
+    with pytest.raises(DataError, match="ends inside a session"):
+        load_srgnn(tmp_path)
