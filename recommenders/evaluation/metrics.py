@@ -51,7 +51,7 @@ def ndcg(ranks: np.ndarray, k: int) -> float:
     """NDCG@K with one relevant item: mean of 1/log2(rank + 1) within the top ``k``, else 0."""
     if not len(ranks):
         return 0.0
-    return float(np.mean(np.where(_within(ranks, k), 1.0 / np.log2(ranks + 1.0), 0.0)))
+    return float(np.mean(np.where(_within(ranks, k), 1.0 / np.log2(np.maximum(ranks, 1) + 1.0), 0.0)))
 
 
 def coverage(recommendations: np.ndarray, k: int, catalog_size: int) -> float:
