@@ -62,25 +62,42 @@ def register(subparsers) -> None:
     report.set_defaults(func=_report)
 
 
-def _optional_int(text: str) -> int | None:
-    if text.lower() in ("none", "off"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+def _optional(convert, kind: str):
+    def parse(text: str):
+        if text.lower() in ("none", "off"):
+            return None
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} or 'none', got {text!r}") from None
+
+    return parse
+
+
+_optional_int = _optional(int, "an integer")
+_optional_float = _optional(float, "a number")
+
+
+# flag name (= config field) -> (type, help); unset flags keep the config dataclasses' defaults.
+CLEANING_FLAGS = {
+    "session_gap_minutes": (float, "inactivity that ends a session (default 30)"),
+    "max_events_per_session": (_optional_int, "longer sessions are bots; 'none': no cap (default 200)"),
+    "max_events_per_minute": (_optional_int, "faster sessions are bots; 'none': no cap (default 30)"),
+    "min_item_support": (int, "items with fewer view/cart/purchase events are dropped (default 5)"),
+    "min_session_length": (int, "sessions with fewer view/cart/purchase events are dropped (default 2)"),
+    "price_iqr_factor": (_optional_float, "price outlier fence on log price, in IQRs; 'none': off (default 1.5)"),
+}
+SPLIT_FLAGS = {
+    "validation_fraction": (float, "share of sessions, latest by end time, for validation (default 0.1)"),
+    "test_fraction": (float, "share of sessions, latest by end time, for test (default 0.1)"),
+}
 
 
 def _add_preparation_flags(parser: argparse.ArgumentParser) -> None:
-    clean = parser.add_argument_group("cleaning (defaults from CleaningConfig)")
-    clean.add_argument("--session-gap-minutes", type=float, default=30.0, help="inactivity that ends a session")
-    clean.add_argument("--max-events-per-session", type=_optional_int, default=200, help="longer sessions are bots ('none': no cap)")
-    clean.add_argument("--max-events-per-minute", type=_optional_int, default=30, help="faster sessions are bots ('none': no cap)")
-    clean.add_argument("--min-item-support", type=int, default=5, help="items with fewer view/cart/purchase events are dropped")
-    clean.add_argument("--min-session-length", type=int, default=2, help="sessions with fewer item events are dropped")
-    split = parser.add_argument_group("split (srgnn keeps its own test split)")
-    split.add_argument("--validation-fraction", type=float, default=0.1, help="share of sessions, by end time")
-    split.add_argument("--test-fraction", type=float, default=0.1, help="share of sessions, by end time")
+    for title, flags in (("cleaning", CLEANING_FLAGS), ("split (srgnn keeps its own test split)", SPLIT_FLAGS)):
+        group = parser.add_argument_group(title)
+        for name, (kind, text) in flags.items():
+            group.add_argument("--" + name.replace("_", "-"), type=kind, default=argparse.SUPPRESS, metavar="N", help=text)
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
 
 
@@ -88,31 +105,21 @@ def _configs(args):
     from recommenders.data.cleaning import CleaningConfig
     from recommenders.data.split import SplitConfig
 
-    cleaning = CleaningConfig(
-        session_gap_minutes=args.session_gap_minutes,
-        max_events_per_session=args.max_events_per_session,
-        max_events_per_minute=args.max_events_per_minute,
-        min_item_support=args.min_item_support,
-        min_session_length=args.min_session_length,
-    ).validate()
-    split = SplitConfig(args.validation_fraction, args.test_fraction, args.min_session_length).validate()
+    given = vars(args)
+    cleaning = CleaningConfig(**{name: given[name] for name in CLEANING_FLAGS if name in given}).validate()
+    split_fields = [*SPLIT_FLAGS, "min_session_length"]
+    split = SplitConfig(**{name: given[name] for name in split_fields if name in given}).validate()
     return cleaning, split
-
-
-def _check_output(args) -> None:
-    out = args.out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise ConfigError(f"--out {out} exists and is not empty; pass --overwrite to replace it")
 
 
 def _prepare_and_save(load, args, source: str) -> int:
     """Loads with ``load()``, cleans, splits and saves, showing progress per stage."""
     from tqdm.auto import tqdm
 
-    from recommenders.data.dataset import PreparedData, prepare, save_prepared
+    from recommenders.data.dataset import PreparedData, check_output_directory, prepare, save_prepared
 
     cleaning, split = _configs(args)
-    _check_output(args)
+    check_output_directory(args.out, args.overwrite)
     with tqdm(total=3, unit="step", desc="loading", file=sys.stderr) as progress:
         loaded = load()
         progress.update()
@@ -188,7 +195,11 @@ def _loader(args):
         raise ConfigError(f"--catalog does not apply to --format {fmt}: its catalog files are read from --input")
     if fmt == "diginetica-raw":
         return lambda: loaders.load_diginetica_raw(path)
-    return lambda: loaders.load_srgnn_splits(path, args.validation_fraction)
+    ignored = [name for name in [*CLEANING_FLAGS, "test_fraction"] if name in vars(args)]
+    if ignored:
+        flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        raise ConfigError(f"{flags} do(es) not apply to --format srgnn: the benchmark is used as published")
+    return lambda: loaders.load_srgnn_splits(path, _configs(args)[1].validation_fraction)
 
 
 def _import(args) -> int:

@@ -82,16 +82,25 @@ def prepare(
     )
 
 
-def save_prepared(prepared: PreparedData, directory, overwrite: bool = False) -> Path:
-    """Writes ``prepared`` to ``directory`` atomically; returns the directory.
+def check_output_directory(directory, overwrite: bool = False) -> Path:
+    """Raises DataError unless :func:`save_prepared` may write to ``directory``; returns it.
 
-    Refuses (DataError) to replace a non-empty directory unless ``overwrite``.
+    Callers with slow work before the save check first, so a refusal comes before the wait.
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise DataError(f"output path exists and is not a directory: {directory}")
     if directory.is_dir() and any(directory.iterdir()) and not overwrite:
-        raise DataError(f"output directory {directory} is not empty (pass overwrite=True / --overwrite to replace it)")
+        raise DataError(f"output directory {directory} is not empty; pass --overwrite (overwrite=True) to replace it")
+    return directory
+
+
+def save_prepared(prepared: PreparedData, directory, overwrite: bool = False) -> Path:
+    """Writes ``prepared`` to ``directory`` atomically; returns the directory.
+
+    Refuses (DataError) to replace a non-empty directory unless ``overwrite``.
+    """
+    directory = check_output_directory(directory, overwrite)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:

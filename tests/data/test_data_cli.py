@@ -94,6 +94,10 @@ def test_import_diginetica_sample(tmp_path, capsys):
             "recsys data: error: --catalog does not apply to --format srgnn",
         ),
         (
+            lambda d: ["--format", "srgnn", "--input", str(d), "--test-fraction", "0.2", "--min-item-support", "2"],
+            "recsys data: error: --min-item-support, --test-fraction do(es) not apply to --format srgnn",
+        ),
+        (
             lambda d: ["--format", "diginetica-raw", "--input", str(d)],
             "recsys data: error: {d} has no train-item-views.csv (or sample_train-item-views.csv)",
         ),
@@ -102,7 +106,18 @@ def test_import_diginetica_sample(tmp_path, capsys):
             "recsys data: error: test_fraction must be in [0, 1), got 1.5",
         ),
     ],
-    ids=["missing-file", "missing-columns", "bad-timestamps", "nothing-left", "bad-map", "unknown-target", "catalog", "no-views", "fraction"],
+    ids=[
+        "missing-file",
+        "missing-columns",
+        "bad-timestamps",
+        "nothing-left",
+        "bad-map",
+        "unknown-target",
+        "catalog",
+        "srgnn-flags",
+        "no-views",
+        "fraction",
+    ],
 )
 def test_bad_import_input_exits_2_with_one_line(tmp_path, capsys, make_args, message):
     out = tmp_path / "out"
@@ -117,9 +132,19 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, capsys):
     (out / "keep").write_text("")
     args = ["data", "import", "--format", "csv", "--input", str(clicks(tmp_path / "c.csv")), *MAP, "--out", str(out)]
     assert main([*args, "--min-item-support", "1"]) == 2
-    assert "pass --overwrite to replace it" in error_line(capsys)
+    assert "pass --overwrite (overwrite=True) to replace it" in error_line(capsys)
     assert main([*args, "--min-item-support", "1", "--overwrite"]) == 0
     assert not (out / "keep").exists()
+
+
+def test_flag_help_states_the_config_defaults():
+    from recommenders.cli.data import CLEANING_FLAGS, SPLIT_FLAGS
+    from recommenders.data.cleaning import CleaningConfig
+    from recommenders.data.split import SplitConfig
+
+    for flags, config in ((CLEANING_FLAGS, CleaningConfig()), (SPLIT_FLAGS, SplitConfig())):
+        for name, (_, text) in flags.items():
+            assert text.endswith(f"(default {getattr(config, name):g})"), name
 
 
 def test_report_of_a_non_prepared_directory(tmp_path, capsys):
