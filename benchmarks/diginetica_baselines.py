@@ -5,6 +5,11 @@ a results table with the machine it ran on and writes
 ``benchmarks/results/diginetica_baselines.{json,md}``.
 
     .venv/bin/python benchmarks/diginetica_baselines.py [--data-dir DIR] [--models NAME ...]
+
+Popularity and Markov-1 reproduce the reference numbers exactly; session-kNN lands
+within 0.04 points. The gap is in how ties among equally similar neighbours at the
+100th place are broken: preferring the more recent session (ours) gives 51.40 / 18.06,
+preferring the older one gives 51.32 / 18.04, and the reference sits in between.
 """
 
 from __future__ import annotations

@@ -37,11 +37,10 @@ class NextItemCases:
     shopper has not searched yet) and ``targets`` are object arrays of ``str``;
     ``prefix_timestamps`` holds one ``int64`` array of unix seconds per case.
 
-    Example (``events`` as in the module example):
+    Example (``events`` as in the module example)::
 
-    >>> first = make_next_item_cases(events).take([0])  # doctest: +SKIP
-    >>> first.prefix_item_ids, list(first.targets)  # doctest: +SKIP
-    ([['a']], ['b'])
+        first = make_next_item_cases(events).take([0])
+        first.prefix_item_ids, list(first.targets)  # ([['a']], ['b'])
     """
 
     session_ids: np.ndarray

@@ -1,12 +1,12 @@
 """Runs several recommenders on the same next-item cases and collects comparable metrics.
 
-Example:
+Example (``test_cases`` from :func:`~.cases.make_next_item_cases` on held-out sessions)::
 
->>> from recommenders.evaluation.baselines import MarkovChain, Popularity
->>> report = evaluate(  # doctest: +SKIP
-...     {"popularity": Popularity(), "markov": MarkovChain()}, test_cases,
-...     train_events=train_events, catalog=catalog)
->>> print(report.format_table())  # doctest: +SKIP
+    from recommenders.evaluation.baselines import MarkovChain, Popularity
+    report = evaluate({"popularity": Popularity(), "markov": MarkovChain()}, test_cases,
+                      train_events=train_events, catalog=catalog)
+    print(report.format_table())
+    report.to_json("runs/evaluation.json")
 """
 
 from __future__ import annotations
