@@ -116,7 +116,6 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    import recommenders  # noqa: F401  (project-wide environment defaults)
     from recommenders.errors import RecsysError
 
     args = parse_args(argv)

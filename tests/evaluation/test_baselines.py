@@ -79,3 +79,12 @@ def test_bad_settings_and_calls_are_rejected():
         Popularity().recommend(prefixes(["a"]), k=1)
     with pytest.raises(ConfigError, match="catalog size 10, got 11"):
         Popularity().fit(view_events({"1": ["a", "b"]}), CATALOG).recommend(prefixes(["a"]), k=11)
+
+
+def test_a_session_opened_by_a_search_gets_popular_items():
+    frame = view_events({"s": ["x", "b"]}).assign(item_id=[None, "b"], event_type=["search", "view"], query=["lamp", None])
+    cases = make_next_item_cases(frame)
+    assert cases.prefix_item_ids == [[]] and cases.queries.tolist() == ["lamp"]
+    train = view_events({"1": ["a", "b", "c", "c"]})
+    for model in (MarkovChain(), SessionKNN()):
+        assert model.fit(train, CATALOG).recommend(cases, k=2).tolist() == [["c", "b"]]
