@@ -66,8 +66,9 @@ class RecommenderClient:
         self._health = TargetHealth(list(targets))
         self._channels = {target: channels.open_channel(target, max_message_bytes, tls) for target in self._health.targets}
         self._ready = {target: False for target in self._health.targets}
+        self._watchers = {target: self._watcher(target) for target in self._health.targets}
         for target, channel in self._channels.items():
-            channel.subscribe(self._watcher(target), try_to_connect=True)
+            channel.subscribe(self._watchers[target], try_to_connect=True)
         self._stubs = {
             (target, method): channels.unary(channel, method)
             for target, channel in self._channels.items()
@@ -185,14 +186,25 @@ class RecommenderClient:
         )
 
     def _connects(self, target: str, timeout_s: float) -> bool:
+        future = grpc.channel_ready_future(self._channels[target])
         try:
-            grpc.channel_ready_future(self._channels[target]).result(timeout=timeout_s)
+            future.result(timeout=timeout_s)
         except grpc.FutureTimeoutError:
+            future.cancel()  # unsubscribes from the channel's connectivity updates
             return False
         return True
 
     def close(self) -> None:
         """Closes every channel."""
+        for target, channel in self._channels.items():
+            channel.unsubscribe(self._watchers[target])
+        # gRPC's connectivity poller thread notices the unsubscription within 0.2 s and
+        # raises in its thread if the channel closes under it first.
+        give_up = time.monotonic() + 0.5
+        while time.monotonic() < give_up and any(
+            getattr(getattr(channel, "_connectivity_state", None), "polling", False) for channel in self._channels.values()
+        ):
+            time.sleep(0.01)
         for channel in self._channels.values():
             channel.close()
 

@@ -115,4 +115,5 @@ def signatures(response) -> dict[str, dict]:
     return {
         name: {"inputs": describe(sig.inputs), "outputs": describe(sig.outputs), "method_name": sig.method_name}
         for name, sig in signature_map.signature_def.items()
+        if not name.startswith("__")  # TF's internal init signature, not callable by clients
     }

@@ -1,0 +1,260 @@
+"""Deployment artifacts for the real TF Serving: configs, docker-compose, Kubernetes.
+
+Everything is generated from one :class:`DeploymentConfig`, so the flags, ports and
+paths agree across files. ``recsys serve-config`` writes them; ``deploy/`` holds the
+output for the default config.
+
+Usage::
+
+    write_deployment(DeploymentConfig(stable_version=3, canary_version=4), Path("deploy"))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from google.protobuf import text_format
+
+from recommenders.errors import ConfigError
+from serving import contract
+from serving.config_files import DEFAULT_PROMETHEUS_PATH, BatchingParameters, MonitoringConfig
+
+GRPC_PORT = 8500
+REST_PORT = 8501
+MODELS_CONFIG = "models.config"
+BATCHING_CONFIG = "batching_parameters.txt"
+MONITORING_CONFIG = "monitoring.config"
+CONFIG_DIR_IN_CONTAINER = "/config"
+POLICIES = ("latest", "all", "specific")
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """What to deploy and how; defaults are a 2-replica GPU deployment of the three models.
+
+    ``model_base`` is where the SavedModels live as seen by the server (inside the
+    container for docker/Kubernetes). Labels are only written when their version is set.
+    """
+
+    model_base: str = "/models"
+    models: tuple[str, ...] = contract.MODELS
+    version_policy: str = "latest"
+    num_versions: int = 2
+    specific_versions: tuple[int, ...] = ()
+    stable_version: int | None = None
+    canary_version: int | None = None
+    max_batch_size: int = 64
+    batch_timeout_micros: int = 2000
+    max_enqueued_batches: int = 100
+    num_batch_threads: int = 4
+    pad_variable_length_inputs: bool = True
+    prometheus_path: str = DEFAULT_PROMETHEUS_PATH
+    file_system_poll_wait_seconds: int = 30
+    model_config_file_poll_wait_seconds: int = 60
+    image: str = "tensorflow/serving:2.18.0-gpu"
+    replicas: int = 2
+    gpus_per_replica: int = 1
+    host_model_dir: str = "./saved_models"  # docker-compose bind mount source
+
+    def __post_init__(self):
+        if self.version_policy not in POLICIES:
+            raise ConfigError(f"version policy must be one of {POLICIES}, got {self.version_policy!r}")
+        if self.version_policy == "specific" and not self.specific_versions:
+            raise ConfigError("version policy 'specific' needs specific_versions")
+        if self.num_versions < 1:
+            raise ConfigError(f"num_versions must be >= 1, got {self.num_versions}")
+        for name in ("stable_version", "canary_version"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if not self.models:
+            raise ConfigError("give at least one model to deploy")
+        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads", "replicas"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.prometheus_path.startswith("/"):
+            raise ConfigError(f"prometheus_path must start with '/', got {self.prometheus_path!r}")
+
+    def labels(self) -> dict[str, int]:
+        """Version labels to write: stable/canary for the versions that are set."""
+        labels = {contract.STABLE_LABEL: self.stable_version, contract.CANARY_LABEL: self.canary_version}
+        return {label: version for label, version in labels.items() if version is not None}
+
+
+def models_config_text(config: DeploymentConfig) -> str:
+    """models.config: a text-format ModelServerConfig with every model of ``config``."""
+    from tensorflow_serving.config import model_server_config_pb2
+
+    server_config = model_server_config_pb2.ModelServerConfig()
+    for model in config.models:
+        entry = server_config.model_config_list.config.add(
+            name=model, base_path=f"{config.model_base.rstrip('/')}/{model}", model_platform="tensorflow"
+        )
+        policy = entry.model_version_policy
+        if config.version_policy == "latest":
+            policy.latest.num_versions = config.num_versions
+        elif config.version_policy == "all":
+            policy.all.SetInParent()
+        else:
+            policy.specific.versions.extend(config.specific_versions)
+        for label, version in config.labels().items():
+            entry.version_labels[label] = version
+    return text_format.MessageToString(server_config)
+
+
+def batching_parameters_text(config: DeploymentConfig) -> str:
+    """The --batching_parameters_file contents (text-format BatchingParameters)."""
+    params = BatchingParameters(pad_variable_length_inputs=config.pad_variable_length_inputs)
+    params.max_batch_size.value = config.max_batch_size
+    params.batch_timeout_micros.value = config.batch_timeout_micros
+    params.max_enqueued_batches.value = config.max_enqueued_batches
+    params.num_batch_threads.value = config.num_batch_threads
+    return text_format.MessageToString(params)
+
+
+def monitoring_config_text(config: DeploymentConfig) -> str:
+    """The --monitoring_config_file contents (Prometheus on the REST port)."""
+    monitoring = MonitoringConfig()
+    monitoring.prometheus_config.enable = True
+    monitoring.prometheus_config.path = config.prometheus_path
+    return text_format.MessageToString(monitoring)
+
+
+def server_flags(config: DeploymentConfig, config_dir: str, port: int = GRPC_PORT, rest_port: int = REST_PORT) -> list[str]:
+    """tensorflow_model_server flags reading the generated files from ``config_dir``."""
+    return [
+        f"--port={port}",
+        f"--rest_api_port={rest_port}",
+        f"--model_config_file={config_dir}/{MODELS_CONFIG}",
+        f"--model_config_file_poll_wait_seconds={config.model_config_file_poll_wait_seconds}",
+        f"--file_system_poll_wait_seconds={config.file_system_poll_wait_seconds}",
+        "--enable_batching=true",
+        f"--batching_parameters_file={config_dir}/{BATCHING_CONFIG}",
+        f"--monitoring_config_file={config_dir}/{MONITORING_CONFIG}",
+        # A label may be set for a canary before it finished loading without failing the config.
+        "--allow_version_labels_for_unavailable_models=true",
+    ]
+
+
+def _readiness_model(config: DeploymentConfig) -> str:
+    return contract.RECOMMEND_MODEL if contract.RECOMMEND_MODEL in config.models else config.models[0]
+
+
+def docker_compose(config: DeploymentConfig) -> dict:
+    """docker-compose.yml as a dict: one GPU TF Serving service per replica."""
+    services = {}
+    for index in range(config.replicas):
+        services[f"recsys-serving-{index}"] = {
+            "image": config.image,
+            "command": server_flags(config, CONFIG_DIR_IN_CONTAINER),
+            "ports": [f"{GRPC_PORT + 10 * index}:{GRPC_PORT}", f"{REST_PORT + 10 * index}:{REST_PORT}"],
+            "volumes": [f"{config.host_model_dir}:{config.model_base}:ro", f"./:{CONFIG_DIR_IN_CONTAINER}:ro"],
+            "deploy": {
+                "resources": {"reservations": {"devices": [{"driver": "nvidia", "count": config.gpus_per_replica, "capabilities": ["gpu"]}]}}
+            },
+            "healthcheck": {
+                "test": ["CMD-SHELL", f"curl -fsS localhost:{REST_PORT}/v1/models/{_readiness_model(config)} | grep -q AVAILABLE"],
+                "interval": "10s",
+                "timeout": "3s",
+                "retries": 30,
+            },
+            "restart": "unless-stopped",
+        }
+    return {"services": services}
+
+
+def kubernetes(config: DeploymentConfig) -> list[dict]:
+    """Kubernetes manifests: ConfigMap with the configs, Deployment (GPU, rolling update,
+    readiness probe), Service exposing gRPC 8500 and REST 8501."""
+    labels = {"app": "recsys-serving"}
+    container = {
+        "name": "tensorflow-serving",
+        "image": config.image,
+        "args": server_flags(config, CONFIG_DIR_IN_CONTAINER),
+        "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "rest", "containerPort": REST_PORT}],
+        "resources": {"limits": {"nvidia.com/gpu": config.gpus_per_replica}},
+        "readinessProbe": {
+            "httpGet": {"path": f"/v1/models/{_readiness_model(config)}", "port": REST_PORT},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {"tcpSocket": {"port": GRPC_PORT}, "initialDelaySeconds": 30, "periodSeconds": 10},
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR_IN_CONTAINER, "readOnly": True},
+            {"name": "models", "mountPath": config.model_base, "readOnly": True},
+        ],
+    }
+    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(REST_PORT), "prometheus.io/path": config.prometheus_path}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "recsys-serving-config"},
+            "data": {
+                MODELS_CONFIG: models_config_text(config),
+                BATCHING_CONFIG: batching_parameters_text(config),
+                MONITORING_CONFIG: monitoring_config_text(config),
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "recsys-serving", "labels": labels},
+            "spec": {
+                "replicas": config.replicas,
+                "selector": {"matchLabels": labels},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": labels, "annotations": annotations},
+                    "spec": {
+                        "containers": [container],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": "recsys-serving-config"}},
+                            {"name": "models", "persistentVolumeClaim": {"claimName": "recsys-models", "readOnly": True}},
+                        ],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "recsys-serving", "labels": labels},
+            "spec": {
+                "selector": labels,
+                "ports": [
+                    {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
+                    {"name": "rest", "port": REST_PORT, "targetPort": REST_PORT},
+                ],
+            },
+        },
+    ]
+
+
+def write_configs(config: DeploymentConfig, out_dir: Path) -> dict[str, Path]:
+    """Writes models.config, the batching parameters and the monitoring config."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    texts = {
+        MODELS_CONFIG: models_config_text(config),
+        BATCHING_CONFIG: batching_parameters_text(config),
+        MONITORING_CONFIG: monitoring_config_text(config),
+    }
+    written = {}
+    for name, text in texts.items():
+        written[name] = out_dir / name
+        written[name].write_text(text)
+    return written
+
+
+def write_deployment(config: DeploymentConfig, out_dir: Path) -> dict[str, Path]:
+    """Writes the configs plus docker-compose.yml and kubernetes.yaml into ``out_dir``."""
+    written = write_configs(config, out_dir)
+    header = "# Generated by `recsys serve-config`; edit the flags there, not here.\n"
+    written["docker-compose.yml"] = out_dir / "docker-compose.yml"
+    written["docker-compose.yml"].write_text(header + yaml.safe_dump(docker_compose(config), sort_keys=False))
+    written["kubernetes.yaml"] = out_dir / "kubernetes.yaml"
+    written["kubernetes.yaml"].write_text(header + yaml.safe_dump_all(kubernetes(config), sort_keys=False))
+    return written

@@ -1,0 +1,13 @@
+"""The embedded TF-Serving-compatible server (TensorFlow + grpcio).
+
+Usage::
+
+    from serving.server import ServerConfig, serve
+    handle = serve(ServerConfig(Path("models.config"), model_base=Path("saved_models"), port=0))
+    ...
+    handle.stop()
+"""
+
+from serving.server.app import ServerConfig, ServerHandle, ServerTls, serve
+
+__all__ = ["ServerConfig", "ServerHandle", "ServerTls", "serve"]

@@ -1,0 +1,145 @@
+"""``serve(config)``: the embedded TF-Serving-compatible server, started in-process."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+from recommenders.errors import ConfigError
+from serving.config_files import read_batching_options, read_model_server_config, read_prometheus_path
+from serving.server.batching import BatchingOptions
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM bytes for the server's TLS; ``client_ca`` set means clients must present a cert."""
+
+    private_key: bytes
+    certificate_chain: bytes
+    client_ca: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``serve`` needs; the flags mirror tensorflow_model_server's.
+
+    ``port``/``rest_port`` 0 pick a free port; ``rest_port`` None disables HTTP (metrics
+    and model status). Relative base paths in the models config resolve against
+    ``model_base``, and no base path may leave it.
+    """
+
+    model_config_file: Path
+    model_base: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8500
+    rest_port: int | None = None
+    poll_seconds: float = 1.0
+    enable_batching: bool = False
+    batching_parameters_file: Path | None = None
+    monitoring_config_file: Path | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    tls: ServerTls | None = None
+    workers: int = 64
+
+    def __post_init__(self):
+        for name in ("port", "rest_port"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 65535:
+                raise ConfigError(f"{name} must be in 0..65535, got {value}")
+        if self.poll_seconds < 0:
+            raise ConfigError(f"poll_seconds must be >= 0 (0: never poll), got {self.poll_seconds}")
+        if self.max_message_bytes < 1024:
+            raise ConfigError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.batching_parameters_file is not None and not self.enable_batching:
+            raise ConfigError("a batching parameters file needs enable_batching (as --enable_batching does)")
+
+    def batching(self) -> BatchingOptions | None:
+        """The batching options in effect (None: batching off)."""
+        if not self.enable_batching:
+            return None
+        return read_batching_options(self.batching_parameters_file) if self.batching_parameters_file else BatchingOptions()
+
+
+class ServerHandle:
+    """A running embedded server: ``port``, ``rest_port``, ``manager``, ``stop()``."""
+
+    def __init__(self, grpc_server, http_server, manager, metrics, port: int):
+        self._grpc = grpc_server
+        self._http = http_server
+        self.manager = manager
+        self.metrics = metrics
+        self.port = port
+        self.rest_port = http_server.server_port if http_server else None
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        """Stops accepting calls, lets running ones finish for ``grace_s``, unloads models."""
+        self._grpc.stop(grace_s).wait()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        self.manager.stop()
+
+    def wait(self) -> None:
+        """Blocks until the server stops."""
+        self._grpc.wait_for_termination()
+
+
+def serve(config: ServerConfig) -> ServerHandle:
+    """Loads the configured models (blocking until the first poll is done) and starts serving."""
+    import grpc
+
+    from serving.server.http import start_http
+    from serving.server.manager import ModelManager, model_entries
+    from serving.server.metrics import ServerMetrics
+    from serving.server.service import ModelService, PredictionService
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    entries = model_entries(read_model_server_config(config.model_config_file), config.model_base)
+    metrics_path = read_prometheus_path(config.monitoring_config_file) if config.monitoring_config_file else None
+    metrics = ServerMetrics()
+    manager = ModelManager(entries, config.batching(), metrics)
+    manager.poll()
+    options = [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),  # two replicas must never share a port by accident
+    ]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"), options=options)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics, config.model_base), server)
+    address = f"{config.host}:{config.port}"
+    try:
+        if config.tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(config.tls.private_key, config.tls.certificate_chain)],
+                root_certificates=config.tls.client_ca,
+                require_client_auth=config.tls.client_ca is not None,
+            )
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpcio reports a failed bind either way, depending on version
+        port = 0
+    if port == 0:
+        manager.stop()
+        raise ConfigError(f"cannot bind gRPC to {address} (in use or not a local address)")
+    server.start()
+    http = None
+    if config.rest_port is not None:
+        try:
+            http = start_http(config.host, config.rest_port, manager, metrics, metrics_path)
+        except OSError as error:
+            server.stop(0)
+            manager.stop()
+            raise ConfigError(f"cannot bind HTTP to {config.host}:{config.rest_port}: {error.strerror or error}") from None
+    if config.poll_seconds > 0:
+        manager.start(config.poll_seconds)
+    log.info("embedded server: gRPC on %s:%d%s", config.host, port, f", HTTP on {config.host}:{http.server_port}" if http else "")
+    return ServerHandle(server, http, manager, metrics, port)

@@ -1,0 +1,120 @@
+"""One loaded SavedModel version: signature lookup, request validation, execution."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from recommenders.tf_compat import tensorflow
+from serving import contract
+from serving.server.errors import RequestFailed, from_tf_error
+
+tf = tensorflow()
+from tensorflow.core.framework import types_pb2  # noqa: E402
+from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
+
+
+def _dtype_name(number: int) -> str:
+    return types_pb2.DataType.Name(number) if number in types_pb2.DataType.values() else str(number)
+
+
+class Servable:
+    """A SavedModel version ready to answer Predict for any of its signatures.
+
+    Usage::
+
+        servable = Servable("recommend", 3, "saved_models/recommend/3")
+        outputs = servable.run("serving_default", {"k": np.array([5], np.int32), ...})
+    """
+
+    def __init__(self, name: str, version: int, path: str | Path):
+        self.name = name
+        self.version = version
+        self.path = Path(path)
+        meta_graph = saved_model_pb2.SavedModel.FromString((self.path / "saved_model.pb").read_bytes()).meta_graphs[0]
+        self.signature_defs = dict(meta_graph.signature_def)
+        self._loaded = tf.saved_model.load(str(self.path))
+        self._functions = dict(self._loaded.signatures)
+        self.batcher = None  # set by the manager when batching is on
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    def signature_def(self, signature_name: str):
+        """The SignatureDef called ``signature_name`` ('' means serving_default)."""
+        name = signature_name or contract.DEFAULT_SIGNATURE
+        if name not in self._functions or name not in self.signature_defs:
+            raise RequestFailed(
+                grpc.StatusCode.NOT_FOUND,
+                f"signature {name!r} not found in model {self.name!r} version {self.version}; "
+                f"it has {sorted(self._functions)}",
+            )
+        return self.signature_defs[name]
+
+    def decode_inputs(self, signature_name: str, tensors: dict) -> dict[str, np.ndarray]:
+        """Request TensorProtos checked against the signature and decoded to numpy.
+
+        Missing or unexpected inputs, wrong dtypes, ranks or fixed dimensions raise
+        INVALID_ARGUMENT naming the input.
+        """
+        signature = self.signature_def(signature_name)
+        where = f"signature {signature_name or contract.DEFAULT_SIGNATURE!r} of model {self.name!r}"
+        missing = sorted(set(signature.inputs) - set(tensors))
+        extra = sorted(set(tensors) - set(signature.inputs))
+        if missing or extra:
+            problems = ([f"missing input(s) {missing}"] if missing else []) + ([f"unexpected input(s) {extra}"] if extra else [])
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{' and '.join(problems)}: {where} takes {sorted(signature.inputs)}"
+            )
+        arrays = {}
+        for name, tensor in tensors.items():
+            info = signature.inputs[name]
+            if tensor.dtype != info.dtype:
+                raise RequestFailed(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"input {name!r} has dtype {_dtype_name(tensor.dtype)}, {where} expects {_dtype_name(info.dtype)}",
+                )
+            shape = [dim.size for dim in tensor.tensor_shape.dim]
+            if not info.tensor_shape.unknown_rank:
+                expected = [dim.size for dim in info.tensor_shape.dim]
+                if len(shape) != len(expected) or any(e >= 0 and e != s for e, s in zip(expected, shape)):
+                    raise RequestFailed(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"input {name!r} has shape {shape}, {where} expects {expected} (-1: any size)",
+                    )
+            try:
+                arrays[name] = tf.make_ndarray(tensor)
+            except (ValueError, TypeError) as error:
+                raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} cannot be decoded: {error}") from None
+        return arrays
+
+    def run(self, signature_name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs the signature on already validated inputs; model errors become RequestFailed."""
+        function = self._functions[signature_name or contract.DEFAULT_SIGNATURE]
+        signature = self.signature_def(signature_name)
+        feeds = {name: tf.constant(array, dtype=tf.dtypes.as_dtype(signature.inputs[name].dtype)) for name, array in arrays.items()}
+        try:
+            outputs = function(**feeds)
+        except tf.errors.OpError as error:
+            raise from_tf_error(error) from None
+        return {name: value.numpy() for name, value in outputs.items()}
+
+    @contextmanager
+    def in_use(self):
+        """Marks a request in flight so unloading waits for it."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            yield self
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Waits until no request uses this version; False if ``timeout_s`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)

@@ -1,0 +1,149 @@
+"""Toy SavedModels that follow serving/contract.py exactly, for tests, drills and benchmarks.
+
+A fixed-score catalogue of ``num_items`` items ``item-000``... whose scores depend on the
+version (so tests can tell versions apart) and not on the session, plus exclusion and
+per-row ``k`` exactly as the contract describes. Built with plain TensorFlow, so the
+serving stack can be exercised without training anything.
+
+Usage::
+
+    export_toy_models("saved_models", version=1)   # retrieval/1, ranking/1, recommend/1
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from serving import contract
+from serving.warmup import write_warmup_requests
+
+
+def item_ids(num_items: int) -> list[str]:
+    """The toy catalogue's item ids."""
+    return [f"item-{index:03d}" for index in range(num_items)]
+
+
+def item_scores(num_items: int, version: int) -> np.ndarray:
+    """Each item's fixed score for ``version``: a version-dependent permutation of 0..n-1."""
+    return np.array([float((index * 7 + version * 13) % num_items) for index in range(num_items)], dtype=np.float32)
+
+
+def expected_top_k(num_items: int, version: int, k: int, exclude: tuple[str, ...] = ()) -> list[tuple[str, float]]:
+    """What the toy recommend model answers for ``k`` (the oracle for tests)."""
+    pairs = [(item, float(score)) for item, score in zip(item_ids(num_items), item_scores(num_items, version)) if item not in exclude]
+    return sorted(pairs, key=lambda pair: -pair[1])[:k]
+
+
+def _session_specs(tf):
+    return [
+        tf.TensorSpec([None, None], tf.string, name=contract.SESSION_ITEM_IDS),
+        tf.TensorSpec([None, None], tf.string, name=contract.SESSION_EVENT_TYPES),
+        tf.TensorSpec([None, None], tf.int64, name=contract.SESSION_TIMESTAMPS),
+        tf.TensorSpec([None], tf.string, name=contract.USER_ID),
+        tf.TensorSpec([None], tf.string, name=contract.QUERY),
+    ]
+
+
+def _build_functions(tf, num_items: int, version: int):
+    ids = tf.constant(item_ids(num_items))
+    scores = tf.constant(item_scores(num_items, version))
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(ids, scores), default_value=0.0)
+    session = _session_specs(tf)
+    k_spec = tf.TensorSpec([None], tf.int32, name=contract.K)
+
+    def top_k(batch_size, k, excluded):
+        checks = [
+            tf.debugging.assert_greater_equal(k, 1, message=f"k must be in 1..{num_items}"),
+            tf.debugging.assert_less_equal(k, num_items, message=f"k must be in 1..{num_items}"),
+        ]
+        with tf.control_dependencies(checks):  # so top_k never sees a bad k first
+            k = tf.identity(k)
+        row_scores = tf.where(excluded, -np.inf, tf.tile(scores[None, :], [batch_size, 1]))
+        best = tf.math.top_k(row_scores, k=tf.reduce_max(k))
+        keep = (tf.range(tf.reduce_max(k))[None, :] < k[:, None]) & tf.math.is_finite(best.values)
+        return {
+            contract.ITEM_IDS: tf.where(keep, tf.gather(ids, best.indices), ""),
+            contract.SCORES: tf.where(keep, best.values, -np.inf),
+        }
+
+    @tf.function(input_signature=[*session, k_spec])
+    def retrieve(session_item_ids, session_event_types, session_timestamps, user_id, query, k):
+        return top_k(tf.shape(k)[0], k, tf.zeros([tf.shape(k)[0], num_items], tf.bool))
+
+    @tf.function(input_signature=[*session, k_spec, tf.TensorSpec([None, None], tf.string, name=contract.EXCLUDE_ITEM_IDS)])
+    def recommend(session_item_ids, session_event_types, session_timestamps, user_id, query, k, exclude_item_ids):
+        excluded = tf.reduce_any(tf.equal(exclude_item_ids[:, :, None], ids[None, None, :]), axis=1)
+        return top_k(tf.shape(k)[0], k, excluded)
+
+    @tf.function(input_signature=[*session, tf.TensorSpec([None, None], tf.string, name=contract.CANDIDATE_ITEM_IDS)])
+    def rank(session_item_ids, session_event_types, session_timestamps, user_id, query, candidate_item_ids):
+        candidate_scores = table.lookup(candidate_item_ids)
+        probability = tf.sigmoid(candidate_scores - num_items / 2)
+        return {
+            contract.CLICK_PROBABILITY: probability,
+            contract.CART_PROBABILITY: probability / 2,
+            contract.PURCHASE_PROBABILITY: probability / 4,
+            contract.SCORES: candidate_scores,
+        }
+
+    return table, {contract.RETRIEVAL_MODEL: retrieve, contract.RANKING_MODEL: rank, contract.RECOMMEND_MODEL: recommend}
+
+
+def warmup_inputs(model: str) -> dict[str, np.ndarray]:
+    """One small valid request for ``model`` (used as its warmup record)."""
+    inputs = {
+        contract.SESSION_ITEM_IDS: np.array([["item-001", "item-002"]], dtype=object),
+        contract.SESSION_EVENT_TYPES: np.array([["view", "cart"]], dtype=object),
+        contract.SESSION_TIMESTAMPS: np.array([[1700000000, 1700000060]], dtype=np.int64),
+        contract.USER_ID: np.array([""], dtype=object),
+        contract.QUERY: np.array([""], dtype=object),
+    }
+    if contract.K in contract.INPUTS[model]:
+        inputs[contract.K] = np.array([5], dtype=np.int32)
+    if contract.EXCLUDE_ITEM_IDS in contract.INPUTS[model]:
+        inputs[contract.EXCLUDE_ITEM_IDS] = np.array([["item-001"]], dtype=object)
+    if contract.CANDIDATE_ITEM_IDS in contract.INPUTS[model]:
+        inputs[contract.CANDIDATE_ITEM_IDS] = np.array([["item-003", "item-004"]], dtype=object)
+    return inputs
+
+
+def export_toy_models(base_dir, version: int = 1, num_items: int = 50, models=contract.MODELS, warmup: bool = True) -> dict[str, Path]:
+    """Exports the toy ``models`` as ``base_dir/<model>/<version>/``; returns model -> dir."""
+    from recommenders.tf_compat import tensorflow
+
+    tf = tensorflow()
+    table, functions = _build_functions(tf, num_items, version)
+    exported = {}
+    for model in models:
+        concrete = functions[model].get_concrete_function()
+        module = tf.Module()
+        module.table = table  # tracked so the SavedModel restores the score lookup
+        module.signature_function = functions[model]
+        version_dir = Path(base_dir) / model / str(version)
+        tf.saved_model.save(module, str(version_dir), signatures={contract.SIGNATURES[model]: concrete, contract.DEFAULT_SIGNATURE: concrete})
+        if warmup:
+            write_warmup_requests(version_dir, model, [warmup_inputs(model)])
+        exported[model] = version_dir
+    return exported
+
+
+def start_toy_server(base_dir, version: int = 1, models=contract.MODELS, **server_options):
+    """Exports the toy models under ``base_dir`` and serves them on a free loopback port.
+
+    The models config labels ``version`` as ``stable``; ``server_options`` go to
+    :class:`serving.server.ServerConfig` (e.g. ``enable_batching=True``). Returns the
+    server handle (``.port``, ``.stop()``).
+    """
+    from serving.deployment import DeploymentConfig, write_configs
+    from serving.server import ServerConfig, serve
+
+    base_dir = Path(base_dir)
+    export_toy_models(base_dir / "models", version=version, models=models)
+    configs = write_configs(
+        DeploymentConfig(model_base=str(base_dir / "models"), models=tuple(models), stable_version=version),
+        base_dir / "config",
+    )
+    options = {"port": 0, "rest_port": 0, "monitoring_config_file": configs["monitoring.config"], **server_options}
+    return serve(ServerConfig(configs["models.config"], model_base=base_dir / "models", **options))
