@@ -100,7 +100,13 @@ class CleaningConfig:
 
 @dataclass
 class CleanResult:
-    """Output of :func:`clean`: the clean shop, the counts, and every dropped row."""
+    """Output of :func:`clean`: the clean shop, the counts, and every dropped row.
+
+    Example:
+
+    >>> result = clean(shop)                                  # doctest: +SKIP
+    >>> result.quarantine.groupby("reason").size()            # doctest: +SKIP
+    """
 
     shop: schema.ShopData
     report: CleaningReport

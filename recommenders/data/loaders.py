@@ -56,13 +56,16 @@ def read_table(path, sep: str = ",", columns: Iterable[str] | None = None, **kwa
             frame = pd.read_csv(path, sep=sep, dtype="string", keep_default_na=False, na_values=NA_VALUES, **kwargs)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-    if columns is not None:
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"{path} is missing column(s) {', '.join(missing)}; it has {', '.join(map(str, frame.columns)) or 'none'}"
-            )
+    require_columns(frame, columns or (), path)
     return frame
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], path, has=None, hint: str = "") -> None:
+    """Raises DataError naming ``path``, the missing columns and the ones it has (``has``)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        has = frame.columns if has is None else has
+        raise DataError(f"{path} is missing column(s) {', '.join(missing)}; it has {', '.join(map(str, has)) or 'none'}{hint}")
 
 
 def as_id_strings(values: pd.Series) -> pd.Series:
@@ -119,10 +122,6 @@ def parse_timestamps(values: pd.Series, where: str, unit: str | None = None) -> 
     return parsed
 
 
-def _rename(frame: pd.DataFrame, column_map: dict[str, str] | None) -> pd.DataFrame:
-    return frame.rename(columns=column_map or {})
-
-
 def _check_map(column_map: dict[str, str] | None, frames: dict[str, pd.DataFrame]) -> None:
     unknown = [src for src in (column_map or {}) if not any(src in f.columns for f in frames.values())]
     if unknown:
@@ -150,14 +149,10 @@ def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None =
         frames[str(catalog_path)] = raw_catalog
     _check_map(column_map, frames)
 
-    events = _rename(raw_events, column_map)
+    events = raw_events.rename(columns=column_map or {})
     required = ["item_id", "timestamp"] + ([] if "user_id" in events.columns else ["session_id"])
-    missing = [c for c in required if c not in events.columns]
-    if missing:
-        raise DataError(
-            f"{events_path} is missing column(s) {', '.join(missing)}; it has {', '.join(map(str, raw_events.columns))}"
-            " (rename with a column map, e.g. --map sessionId=session_id)"
-        )
+    hint = " (map source columns to canonical names, e.g. sessionId=session_id)"
+    require_columns(events, required, events_path, raw_events.columns, hint)
     out = pd.DataFrame(index=events.index)
     for column in ("session_id", "user_id", "item_id"):
         out[column] = as_id_strings(events[column]) if column in events.columns else pd.NA
@@ -168,15 +163,14 @@ def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None =
     if raw_catalog is None:
         catalog = schema.empty_catalog()
     else:
-        catalog = _rename(raw_catalog, column_map)
-        if "item_id" not in catalog.columns:
-            raise DataError(f"{catalog_path} is missing column(s) item_id; it has {', '.join(map(str, raw_catalog.columns))}")
+        catalog = raw_catalog.rename(columns=column_map or {})
+        require_columns(catalog, ["item_id"], catalog_path, raw_catalog.columns)
         catalog = catalog.assign(item_id=as_id_strings(catalog["item_id"]))
-        for column in ("title", "category", "brand"):
+        for column in ("title", "brand"):
             if column in catalog.columns:
                 catalog[column] = catalog[column].astype("string")
         if "category" in catalog.columns:
-            catalog["category"] = as_id_strings(catalog["category"]).fillna("")
+            catalog["category"] = as_id_strings(catalog["category"])
         if "price" in catalog.columns:
             catalog["price"] = pd.to_numeric(catalog["price"], errors="coerce")
     return schema.ShopData(out, catalog)
@@ -314,7 +308,13 @@ def _diginetica_catalog(directory: Path) -> pd.DataFrame:
 
 
 class SrgnnData(NamedTuple):
-    """The SR-GNN benchmark as one shop plus which of its sessions are the test sessions."""
+    """The SR-GNN benchmark as one shop plus which of its sessions are the test sessions.
+
+    Example:
+
+    >>> data = load_srgnn("/work/shared/datasets/diginetica")       # doctest: +SKIP
+    >>> data.shop.events["session_id"].isin(data.test_session_ids)  # doctest: +SKIP
+    """
 
     shop: schema.ShopData
     train_session_ids: list[str]

@@ -64,14 +64,29 @@ class SplitConfig:
 
 
 class Cutoffs(NamedTuple):
-    """First session-end time of validation and of test."""
+    """First session-end time of validation and of test.
+
+    Example:
+
+    >>> import pandas as pd
+    >>> Cutoffs(pd.Timestamp("2024-01-10"), pd.Timestamp("2024-01-20")).test_start.day
+    20
+    """
 
     validation_start: pd.Timestamp
     test_start: pd.Timestamp
 
 
 class SplitResult(NamedTuple):
-    """The three parts (canonical events), the cutoffs, the counts, and the dropped rows."""
+    """The three parts (canonical events), the cutoffs, the counts, and the dropped rows.
+
+    The first four fields unpack like ``train, validation, test, cutoffs = result[:4]``.
+
+    Example:
+
+    >>> result = time_split(events)                      # doctest: +SKIP
+    >>> result.report.dropped["unseen_item"]             # doctest: +SKIP
+    """
 
     train: pd.DataFrame
     validation: pd.DataFrame

@@ -71,7 +71,7 @@ def test_import_diginetica_sample(tmp_path, capsys):
         (
             lambda d: ["--format", "csv", "--input", str(clicks(d / "c.csv"))],
             "recsys data: error: {d}/c.csv is missing column(s) item_id, timestamp, session_id; it has sid, product, kind, when"
-            " (rename with a column map, e.g. --map sessionId=session_id)",
+            " (map source columns to canonical names, e.g. sessionId=session_id)",
         ),
         (
             lambda d: ["--format", "csv", "--input", str(clicks(d / "c.csv", sessions=0, bad_time="tomorrowish")), *MAP],
