@@ -665,7 +665,7 @@ def _add_dirty_events(config: SyntheticShopConfig, events: pd.DataFrame, items: 
     n_bots = round(config.bot_session_rate * config.n_sessions)
     bot_length = rng.integers(_BOT_LENGTH[0], _BOT_LENGTH[1] + 1, n_bots)
     bot = np.repeat(np.arange(n_bots), bot_length)
-    first = np.r_[0, np.cumsum(bot_length)[:-1]]
+    first = np.cumsum(bot_length) - bot_length
     gap = rng.uniform(0.2, 2.0, len(bot))
     gap[first] = 0.0
     elapsed = np.cumsum(gap)
