@@ -61,6 +61,23 @@ def test_import_diginetica_sample(tmp_path, capsys):
     assert report.cleaning.rows_in == report.cleaning.rows_out + sum(report.cleaning.dropped.values())
 
 
+def test_import_retailrocket_sessionizes_visitors(tmp_path, capsys):
+    lines = ["timestamp,visitorid,event,itemid,transactionid"]
+    for visitor in range(20):
+        start = 1_433_221_332_000 + visitor * 7_200_000
+        for k, event in enumerate(("view", "addtocart", "transaction")):
+            lines.append(f"{start + k * 60_000},{visitor % 10},{event},{visitor % 4},")
+    (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "props.csv").write_text("timestamp,itemid,property,value\n1,0,790,n12.5\n1,1,categoryid,3\n")
+    out = tmp_path / "rr"
+    args = ["--input", str(tmp_path / "events.csv"), "--catalog", str(tmp_path / "props.csv"), "--out", str(out)]
+    assert main(["data", "import", "--format", "retailrocket", *args, "--min-item-support", "1"]) == 0
+    prepared = load_prepared(out)
+    assert prepared.report.cleaning.sessions_from_users == 20 and prepared.report.quarantined == 0
+    assert set(prepared.train["event_type"]) == {"view", "cart", "purchase"}
+    assert prepared.catalog.set_index("item_id").loc["0", "price"] == 12.5
+
+
 @pytest.mark.parametrize(
     "make_args, message",
     [
