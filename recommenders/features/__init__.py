@@ -1,0 +1,1 @@
+"""Features: vocabularies built from the training split, session sequences, tf.data pipelines."""

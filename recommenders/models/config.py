@@ -1,0 +1,107 @@
+"""Typed model and training configuration, validated once where it enters (CLI, tuner, tests).
+
+Example:
+
+>>> config = RetrievalConfig(embedding_dim=64, lstm_units=128)
+>>> config.validate()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from recommenders.errors import ConfigError
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass
+class TowerConfig:
+    """Sizes shared by the session (query) tower and the item (candidate) tower."""
+
+    embedding_dim: int = 64  # item/category/brand/text embedding width
+    feature_dim: int = 16  # small features: event type, time gap, price bucket, hour, weekday
+    lstm_units: int = 128
+    lstm_layers: int = 1
+    output_dim: int = 64  # the retrieval space both towers map into
+    dropout: float = 0.1
+    l2: float = 0.0
+    max_title_tokens: int = 8
+    use_user: bool = True
+    use_query: bool = True
+    use_context: bool = True
+    l2_normalize: bool = False
+
+    def tower_fields(self) -> dict:
+        """Just the :class:`TowerConfig` fields (what a tower layer serializes)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(TowerConfig)}
+
+    def validate(self) -> None:
+        for name in ("embedding_dim", "feature_dim", "lstm_units", "lstm_layers", "output_dim", "max_title_tokens"):
+            _check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
+        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        _check(self.l2 >= 0.0, f"l2 must be >= 0, got {self.l2}")
+
+
+@dataclasses.dataclass
+class RetrievalConfig(TowerConfig):
+    """Two-tower retrieval: in-batch softmax with logQ correction and optional extra negatives."""
+
+    temperature: float = 0.1
+    extra_negatives: int = 2048  # uniformly sampled catalog items added to in-batch negatives
+    remove_accidental_hits: bool = True
+    sampling_bias_correction: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.temperature > 0.0, f"temperature must be > 0, got {self.temperature}")
+        _check(self.extra_negatives >= 0, f"extra_negatives must be >= 0, got {self.extra_negatives}")
+
+
+@dataclasses.dataclass
+class RankingConfig(TowerConfig):
+    """Multi-task click/cart/purchase ranking with DCN-v2 cross layers over a shared bottom."""
+
+    cross_layers: int = 2
+    deep_units: tuple[int, ...] = (128, 64)
+    negatives_per_position: int = 4
+    click_weight: float = 1.0
+    cart_weight: float = 1.0
+    purchase_weight: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.cross_layers >= 0, f"cross_layers must be >= 0, got {self.cross_layers}")
+        _check(all(u >= 1 for u in self.deep_units), f"deep_units must all be >= 1, got {self.deep_units}")
+        _check(self.negatives_per_position >= 1, "negatives_per_position must be at least 1")
+        weights = (self.click_weight, self.cart_weight, self.purchase_weight)
+        _check(all(w >= 0 for w in weights) and sum(weights) > 0, f"task weights must be >= 0 and not all 0, got {weights}")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How to fit: optimizer, budget, precision and reproducibility."""
+
+    epochs: int = 8
+    batch_size: int = 256
+    learning_rate: float = 0.003
+    optimizer: str = "adam"
+    max_length: int = 20
+    seed: int = 0
+    early_stopping_patience: int = 2
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    verbose: int = 1
+
+    OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
+        _check(self.batch_size >= 2, f"batch_size must be at least 2, got {self.batch_size}")
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _check(self.optimizer in self.OPTIMIZERS, f"optimizer must be one of {', '.join(self.OPTIMIZERS)}, got {self.optimizer!r}")
+        _check(self.max_length >= 2, f"max_length must be at least 2, got {self.max_length}")
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")

@@ -1,0 +1,133 @@
+"""Multi-task click / add-to-cart / purchase ranking with DCN-v2 cross layers."""
+
+from __future__ import annotations
+
+import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from recommenders.features.vocabulary import FeatureVocabularies
+from recommenders.models.config import RankingConfig
+from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, ItemEncoder, SessionEncoder, last_position
+from recommenders.tf_compat import tensorflow, tfrs
+from serving import contract
+
+tf = tensorflow()
+tfrs = tfrs()
+
+TASKS = ("click", "cart", "purchase")
+
+
+def _seen_in_prefix(prefix_items, prefix_types, prefix_mask, candidates):
+    """[N, C, 3] floats: was each candidate viewed / carted / purchased earlier in the session."""
+    same = tf.equal(candidates[:, :, tf.newaxis], prefix_items[:, tf.newaxis, :]) & prefix_mask[:, tf.newaxis, :]
+    return tf.stack(
+        [tf.reduce_any(same & tf.equal(prefix_types[:, tf.newaxis, :], t), axis=-1) for t in ("view", "cart", "purchase")],
+        axis=-1,
+    )
+
+
+class MultiTaskRanker(tfrs.Model):
+    """Scores (session, candidate item) pairs for click, add-to-cart and purchase.
+
+    Shared bottom: the session representation (its own LSTM session tower), the candidate's
+    item-tower embedding, their element-wise product and whether the shopper already saw,
+    carted or bought the candidate; DCN-v2 ``Cross`` layers then a deep MLP feed one logit
+    per task, each trained with ``tfrs.tasks.Ranking`` and weighted by the config.
+
+    Training examples are every session position: the next item is the positive (clicked;
+    carted / purchased if the shopper did so later in the session) and
+    ``negatives_per_position`` other positions' next items from the batch are negatives,
+    so negatives follow item popularity.
+
+    Example:
+
+    >>> ranker = MultiTaskRanker(vocab, RankingConfig())                  # doctest: +SKIP
+    >>> ranker.compile(tf.keras.optimizers.Adam(0.003))                    # doctest: +SKIP
+    >>> probabilities = ranker.rank(features, candidate_ids)               # doctest: +SKIP
+    """
+
+    def __init__(self, vocab: FeatureVocabularies, config: RankingConfig, **kwargs):
+        super().__init__(**kwargs)
+        config.validate()
+        self.config = config
+        self.vocab = vocab
+        self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
+        self.session_encoder = SessionEncoder.from_vocabularies(self.item_encoder, vocab, config, name="session_tower")
+        self.cross_layers = [tfrs.layers.dcn.Cross(name=f"cross_{i}") for i in range(config.cross_layers)]
+        self.deep_layers = [tf.keras.layers.Dense(units, activation="relu") for units in config.deep_units]
+        self.heads = {task: tf.keras.layers.Dense(1, dtype="float32", name=f"{task}_logit") for task in TASKS}
+        self.tasks = {
+            task: tfrs.tasks.Ranking(
+                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                metrics=[
+                    tf.keras.metrics.AUC(from_logits=True, name=f"{task}_auc"),
+                    tf.keras.metrics.BinaryCrossentropy(from_logits=True, name=f"{task}_log_loss"),
+                ],
+            )
+            for task in TASKS
+        }
+        self.task_weights = {"click": config.click_weight, "cart": config.cart_weight, "purchase": config.purchase_weight}
+
+    def logits(self, session, candidates, seen, training=None):
+        """Per-task logits [N, C] for session representations [N, D] and candidate indices [N, C]."""
+        items = self.item_encoder.encode_indices(candidates, training=training)
+        session = tf.broadcast_to(session[:, tf.newaxis, :], tf.shape(items))
+        x = tf.concat([session, items, session * items, tf.cast(seen, items.dtype)], axis=-1)
+        x0 = x
+        for cross in self.cross_layers:
+            x = cross(x0, x)
+        for dense in self.deep_layers:
+            x = dense(x)
+        return {task: tf.squeeze(head(x), -1) for task, head in self.heads.items()}
+
+    def compute_loss(self, features, training=False):
+        embeddings, mask = self.session_encoder(features, training=training)
+        items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
+        types = features[contract.SESSION_EVENT_TYPES]
+        targets = items[:, 1:]
+        valid = mask[:, :-1] & tf.not_equal(targets, PADDING_INDEX) & tf.not_equal(targets, OOV_INDEX)
+        where = tf.where(valid)  # [N, 2]: (row, position predicting position + 1)
+        rows, positions = where[:, 0], where[:, 1]
+        session = tf.gather_nd(embeddings, where)
+        target = tf.gather_nd(targets, where)
+
+        n = tf.shape(target)[0]
+        negatives = tf.gather(target, tf.random.uniform([n, self.config.negatives_per_position], 0, n, dtype=tf.int32))
+        candidates = tf.concat([target[:, tf.newaxis], negatives], axis=1)
+
+        length = tf.shape(items)[1]
+        steps = tf.range(length, dtype=positions.dtype)[tf.newaxis, :]
+        row_items, row_types = tf.gather(items, rows), tf.gather(types, rows)
+        prefix = steps <= positions[:, tf.newaxis]
+        future = (steps > positions[:, tf.newaxis]) & tf.gather(mask, rows)
+        seen = _seen_in_prefix(row_items, row_types, prefix, candidates)
+        later = _seen_in_prefix(row_items, row_types, future, candidates)
+        clicked = tf.equal(candidates, target[:, tf.newaxis])
+        labels = {
+            "click": clicked,
+            "cart": clicked & (later[..., 1] | later[..., 2]),
+            "purchase": clicked & later[..., 2],
+        }
+        logits = self.logits(session, candidates, seen, training=training)
+        return tf.add_n([
+            self.task_weights[task] * self.tasks[task](
+                labels=tf.reshape(tf.cast(labels[task], tf.float32), [-1, 1]),
+                predictions=tf.reshape(logits[task], [-1, 1]),
+                compute_metrics=not training,
+            )
+            for task in TASKS
+        ])
+
+    def rank(self, features, candidate_ids, training=None):
+        """Probabilities per task and their weighted sum for candidates [B, C] of each session."""
+        embeddings, mask = self.session_encoder(features, training=training)
+        candidates = self.item_encoder.lookup(candidate_ids)
+        items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
+        seen = _seen_in_prefix(items, features[contract.SESSION_EVENT_TYPES], mask, candidates)
+        logits = self.logits(last_position(embeddings, mask), candidates, seen, training=training)
+        probabilities = {task: tf.sigmoid(logits[task]) for task in TASKS}
+        total = sum(self.task_weights.values())
+        score = tf.add_n([self.task_weights[t] / total * probabilities[t] for t in TASKS])
+        return probabilities, score
+
+    def call(self, features, training=None):
+        """Ranking of the session's next item among itself (used to build the model's variables)."""
+        return self.rank(features, features[contract.SESSION_ITEM_IDS], training=training)

@@ -1,0 +1,145 @@
+"""Two-tower session retrieval on ``tfrs.tasks.Retrieval``, trained on every session position."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from recommenders.features.vocabulary import FeatureVocabularies
+from recommenders.models.config import RetrievalConfig
+from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, ItemEncoder, SessionEncoder, last_position
+from recommenders.tf_compat import tensorflow, tfrs
+from serving import contract
+
+tf = tensorflow()
+tfrs = tfrs()
+
+EVALUATION_KS = (10, 20)
+
+
+class CatalogTopK(tfrs.layers.factorized_top_k.TopK):
+    """Exact top-K over a catalog-embedding matrix held in a variable refreshed in place.
+
+    ``FactorizedTopK`` needs a fresh item index at every validation; refreshing this
+    layer's variable (``index``) keeps the compiled validation step valid, unlike building
+    a new ``BruteForce`` index each time. Identifiers are vocabulary indices.
+
+    Example:
+
+    >>> top_k = CatalogTopK(num_candidates=100, dim=8, first_index=2, k=20)
+    >>> top_k.index(tf.random.normal([100, 8]))                # doctest: +ELLIPSIS
+    <...CatalogTopK...>
+    """
+
+    def __init__(self, num_candidates: int, dim: int, first_index: int, k: int, **kwargs):
+        super().__init__(k=k, **kwargs)
+        self.num_candidates, self.dim, self.first_index = num_candidates, dim, first_index
+        self.candidates = tf.Variable(tf.zeros([num_candidates, dim]), trainable=False, name="catalog_embeddings")
+        self.identifiers = tf.range(first_index, first_index + num_candidates, dtype=tf.int64)
+
+    def index(self, candidates, identifiers=None):
+        if identifiers is not None:
+            raise ValueError("CatalogTopK identifiers are fixed vocabulary indices")
+        self.candidates.assign(candidates)
+        return self
+
+    def call(self, queries, k=None):
+        scores = tf.linalg.matmul(tf.cast(queries, tf.float32), self.candidates, transpose_b=True)
+        values, positions = tf.math.top_k(scores, k=k if k is not None else self._k)
+        return values, tf.gather(self.identifiers, positions)
+
+    def is_exact(self) -> bool:
+        return True
+
+    def get_config(self):
+        return {**super().get_config(), "num_candidates": self.num_candidates, "dim": self.dim,
+                "first_index": self.first_index}
+
+
+class RefreshCatalogIndex(tf.keras.callbacks.Callback):
+    """Re-embeds the catalog into the model's ``CatalogTopK`` before every validation pass."""
+
+    def on_test_begin(self, logs=None):
+        self.model.catalog_top_k.index(self.model.catalog_embeddings())
+
+
+def next_item_pairs(session_encoder: SessionEncoder, features, training=None):
+    """Every (position, next item) pair of a batch: ``(query embeddings [N, D], target indices [N])``.
+
+    Positions whose next item is padding or unknown to the vocabulary carry no example.
+    """
+    embeddings, mask = session_encoder(features, training=training)
+    items = session_encoder.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
+    targets = items[:, 1:]
+    valid = mask[:, :-1] & tf.not_equal(targets, PADDING_INDEX) & tf.not_equal(targets, OOV_INDEX)
+    return tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(targets, valid)
+
+
+class SessionRetrievalModel(tfrs.Model):
+    """Retrieval: an LSTM session tower against a content-aware item tower.
+
+    Loss: softmax over in-batch positives plus ``extra_negatives`` uniformly sampled catalog
+    items, with logQ sampling-bias correction (each candidate's logit is reduced by the log
+    of its expected count in the candidate set), accidental-hit removal and a temperature.
+    The full-catalog ``FactorizedTopK`` metric (HR@K) is computed at validation only.
+
+    Example:
+
+    >>> model = SessionRetrievalModel(vocab, RetrievalConfig())             # doctest: +SKIP
+    >>> model.compile(tf.keras.optimizers.Adam(0.003))                       # doctest: +SKIP
+    >>> model.fit(to_dataset(sessions_to_arrays(train), 256), epochs=5,   # doctest: +SKIP
+    ...           validation_data=..., callbacks=[RefreshCatalogIndex()])
+    """
+
+    def __init__(self, vocab: FeatureVocabularies, config: RetrievalConfig, **kwargs):
+        super().__init__(**kwargs)
+        config.validate()
+        self.config = config
+        self.vocab = vocab
+        self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
+        self.session_encoder = SessionEncoder.from_vocabularies(self.item_encoder, vocab, config, name="session_tower")
+        probability = vocab.item_sampling_probability()
+        # Indices 0 (padding) and 1 (unknown) are never candidates; give them a harmless value.
+        self.sampling_probability = tf.constant(np.concatenate([[1.0, 1.0], probability]), tf.float32)
+        self.catalog_top_k = CatalogTopK(vocab.num_items, config.output_dim, first_index=2, k=max(EVALUATION_KS))
+        self.task = tfrs.tasks.Retrieval(
+            metrics=tfrs.metrics.FactorizedTopK(candidates=self.catalog_top_k, ks=EVALUATION_KS),
+            temperature=config.temperature,
+            remove_accidental_hits=config.remove_accidental_hits,
+        )
+
+    def compute_loss(self, features, training=False):
+        queries, targets = next_item_pairs(self.session_encoder, features, training=training)
+        candidate_ids = targets
+        if training and self.config.extra_negatives:
+            extra = tf.random.uniform(
+                [self.config.extra_negatives], 2, self.item_encoder.num_indices, dtype=targets.dtype
+            )
+            candidate_ids = tf.concat([targets, extra], axis=0)
+        candidates = self.item_encoder.encode_indices(candidate_ids, training=training)
+        probability = None
+        if self.config.sampling_bias_correction:
+            # Expected number of times each candidate appears in this batch's candidate set.
+            n_positives = tf.cast(tf.shape(targets)[0], tf.float32)
+            uniform = (tf.cast(tf.shape(candidate_ids)[0], tf.float32) - n_positives) / float(self.vocab.num_items)
+            probability = n_positives * tf.gather(self.sampling_probability, candidate_ids) + uniform
+        return self.task(
+            tf.cast(queries, tf.float32),
+            tf.cast(candidates, tf.float32),
+            candidate_sampling_probability=probability,
+            candidate_ids=candidate_ids,
+            compute_metrics=not training,
+        )
+
+    def call(self, features, training=None):
+        """Query embeddings at each session's last position: [B, output_dim]."""
+        embeddings, mask = self.session_encoder(features, training=training)
+        return last_position(embeddings, mask)
+
+    def catalog_embeddings(self, batch_size: int = 8192):
+        """Embeddings of every vocabulary item, in vocabulary order: [num_items, output_dim]."""
+        chunks = [
+            self.item_encoder.encode_indices(tf.range(start, min(start + batch_size, self.item_encoder.num_indices), dtype=tf.int64))
+            for start in range(2, self.item_encoder.num_indices, batch_size)
+        ]
+        return tf.cast(tf.concat(chunks, axis=0), tf.float32)

@@ -1,0 +1,131 @@
+"""Fitting the models: data pipelines, optimizer, callbacks (TensorBoard, early stopping, resume)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from recommenders.errors import DataError
+from recommenders.features.sequences import sessions_to_arrays, to_dataset
+from recommenders.features.vocabulary import FeatureVocabularies
+from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recommenders.models.ranking import MultiTaskRanker
+from recommenders.models.retrieval import EVALUATION_KS, RefreshCatalogIndex, SessionRetrievalModel
+from recommenders.tf_compat import tensorflow
+
+tf = tensorflow()
+
+RETRIEVAL_MONITOR = f"val_factorized_top_k/top_{max(EVALUATION_KS)}_categorical_accuracy"
+RANKING_MONITOR = "val_click_auc"
+
+
+def make_optimizer(config: TrainConfig):
+    """The configured Keras optimizer at the configured learning rate."""
+    optimizers = {
+        "adam": tf.keras.optimizers.Adam,
+        "adagrad": tf.keras.optimizers.Adagrad,
+        "sgd": tf.keras.optimizers.SGD,
+        "rmsprop": tf.keras.optimizers.RMSprop,
+    }
+    return optimizers[config.optimizer](learning_rate=config.learning_rate)
+
+
+@contextlib.contextmanager
+def precision_policy(mixed_precision: bool):
+    """Runs the block under ``mixed_float16`` when asked (GPU speed-up), restoring the policy after."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
+def _sequences(events: pd.DataFrame, max_length: int, what: str):
+    arrays = sessions_to_arrays(events, max_length)
+    if len(arrays) == 0:
+        raise DataError(f"the {what} split has no session with two or more item events to learn from")
+    return arrays
+
+
+def fit(model, train_events, validation_events, train_config: TrainConfig, monitor: str,
+        log_dir=None, backup_dir=None, extra_callbacks=()):
+    """Fits ``model`` on every position of the training sessions, validating each epoch.
+
+    ``log_dir`` gets TensorBoard scalars and the graph; ``backup_dir`` makes the run
+    resumable (``BackupAndRestore``): rerunning the same call after an interruption
+    continues from the last finished epoch. Returns the Keras ``History``.
+    """
+    train_config.validate()
+    train = to_dataset(_sequences(train_events, train_config.max_length, "training"), train_config.batch_size,
+                       shuffle=True, seed=train_config.seed, bucket_by_length=True)
+    validation = to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512)
+    callbacks = list(extra_callbacks)
+    if train_config.early_stopping_patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="max", patience=train_config.early_stopping_patience, restore_best_weights=True))
+    if log_dir is not None:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch"))
+    if backup_dir is not None:
+        callbacks.append(tf.keras.callbacks.BackupAndRestore(str(backup_dir)))
+    model.compile(optimizer=make_optimizer(train_config))
+    return model.fit(train, validation_data=validation, epochs=train_config.epochs, callbacks=callbacks,
+                     verbose=train_config.verbose)
+
+
+def train_retrieval(train_events, validation_events, catalog, model_config: RetrievalConfig,
+                    train_config: TrainConfig, vocab: FeatureVocabularies | None = None, **fit_kwargs):
+    """Builds vocabularies (unless given) and fits a :class:`SessionRetrievalModel`."""
+    tf.keras.utils.set_random_seed(train_config.seed)
+    vocab = vocab or FeatureVocabularies.build(train_events, catalog)
+    with precision_policy(train_config.mixed_precision):
+        model = SessionRetrievalModel(vocab, model_config)
+        history = fit(model, train_events, validation_events, train_config, RETRIEVAL_MONITOR,
+                      extra_callbacks=[RefreshCatalogIndex()], **fit_kwargs)
+    return model, history
+
+
+def train_ranking(train_events, validation_events, catalog, model_config: RankingConfig,
+                  train_config: TrainConfig, vocab: FeatureVocabularies | None = None, **fit_kwargs):
+    """Builds vocabularies (unless given) and fits a :class:`MultiTaskRanker`."""
+    tf.keras.utils.set_random_seed(train_config.seed)
+    vocab = vocab or FeatureVocabularies.build(train_events, catalog)
+    with precision_policy(train_config.mixed_precision):
+        model = MultiTaskRanker(vocab, model_config)
+        history = fit(model, train_events, validation_events, train_config, RANKING_MONITOR, **fit_kwargs)
+    return model, history
+
+
+def save_trained(model, directory) -> Path:
+    """Writes weights, vocabularies and config so :func:`load_trained` can rebuild the model."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.vocab.save(directory / "vocabularies.json")
+    (directory / "config.json").write_text(json.dumps(
+        {"kind": type(model).__name__, "config": dataclasses.asdict(model.config)}, indent=1))
+    model.save_weights(str(directory / "weights"))
+    return directory
+
+
+def load_trained(directory):
+    """Rebuilds a model saved by :func:`save_trained` (retrieval or ranking)."""
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise DataError(f"no trained model in {directory}: config.json is missing (run `recsys train` first)")
+    saved = json.loads((directory / "config.json").read_text())
+    kinds = {"SessionRetrievalModel": (SessionRetrievalModel, RetrievalConfig),
+             "MultiTaskRanker": (MultiTaskRanker, RankingConfig)}
+    if saved.get("kind") not in kinds:
+        raise DataError(f"{directory}/config.json names unknown model kind {saved.get('kind')!r}")
+    model_class, config_class = kinds[saved["kind"]]
+    config = saved["config"]
+    if "deep_units" in config:
+        config["deep_units"] = tuple(config["deep_units"])
+    model = model_class(FeatureVocabularies.load(directory / "vocabularies.json"), config_class(**config))
+    model.load_weights(str(directory / "weights")).expect_partial()
+    return model
