@@ -1,0 +1,197 @@
+"""The exported computations: ``tf.Module``s whose signatures follow ``serving.contract``.
+
+The same ``tf.function``s serve three callers: in-process recommendation (evaluation, the
+demo), ``tf.saved_model.save`` for TensorFlow Serving, and tests comparing the two. Only
+stock TensorFlow ops are used (lookups, matmul, top_k, LSTM kernels), so a stock
+``tensorflow_model_server`` loads the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from recommenders.errors import ConfigError
+from recommenders.models.ranking import MultiTaskRanker
+from recommenders.models.retrieval import SessionRetrievalModel
+from recommenders.models.towers import last_position
+from recommenders.tf_compat import tensorflow, tfrs
+from serving import contract
+
+tf = tensorflow()
+tfrs = tfrs()
+
+_SESSION_SPECS = [
+    tf.TensorSpec([None, None], tf.string, name=contract.SESSION_ITEM_IDS),
+    tf.TensorSpec([None, None], tf.string, name=contract.SESSION_EVENT_TYPES),
+    tf.TensorSpec([None, None], tf.int64, name=contract.SESSION_TIMESTAMPS),
+    tf.TensorSpec([None], tf.string, name=contract.USER_ID),
+    tf.TensorSpec([None], tf.string, name=contract.QUERY),
+]
+_K_SPEC = tf.TensorSpec([None], tf.int32, name=contract.K)
+
+
+@dataclasses.dataclass
+class RecommendConfig:
+    """The recommend path: how many retrieved candidates the ranker reorders, and the blend.
+
+    The final score is ``log(ranking score) + retrieval_weight * retrieval logit`` (the
+    retrieval score over the training temperature): the ranker's business-weighted
+    click/cart/purchase probability, plus how well the item matches the session in the
+    retrieval space (the ranker alone only ever saw popularity-sampled negatives).
+    """
+
+    candidate_pool: int = 100
+    retrieval_weight: float = 1.0
+
+    def validate(self) -> None:
+        if self.candidate_pool < 1:
+            raise ConfigError(f"candidate_pool must be at least 1, got {self.candidate_pool}")
+        if self.retrieval_weight < 0:
+            raise ConfigError(f"retrieval_weight must be >= 0, got {self.retrieval_weight}")
+
+
+def _features(session_item_ids, session_event_types, session_timestamps, user_id, query):
+    """Checks the session inputs agree in shape, naming the input that does not."""
+    rows = tf.shape(session_item_ids)[0]
+    checks = [
+        tf.debugging.assert_equal(tf.shape(session_event_types), tf.shape(session_item_ids),
+                                  message=f"{contract.SESSION_EVENT_TYPES} must have the shape of {contract.SESSION_ITEM_IDS}"),
+        tf.debugging.assert_equal(tf.shape(session_timestamps), tf.shape(session_item_ids),
+                                  message=f"{contract.SESSION_TIMESTAMPS} must have the shape of {contract.SESSION_ITEM_IDS}"),
+        tf.debugging.assert_equal(tf.shape(user_id)[0], rows, message=f"{contract.USER_ID} needs one entry per session"),
+        tf.debugging.assert_equal(tf.shape(query)[0], rows, message=f"{contract.QUERY} needs one entry per session"),
+    ]
+    with tf.control_dependencies(checks):
+        return {
+            contract.SESSION_ITEM_IDS: tf.identity(session_item_ids),
+            contract.SESSION_EVENT_TYPES: session_event_types,
+            contract.SESSION_TIMESTAMPS: session_timestamps,
+            contract.USER_ID: user_id,
+            contract.QUERY: query,
+        }
+
+
+def _checked_max_k(k, rows, num_items: int):
+    checks = [
+        tf.debugging.assert_equal(tf.shape(k)[0], rows, message=f"{contract.K} needs one entry per session"),
+        tf.debugging.assert_greater_equal(k, 1, message=f"{contract.K} must be at least 1"),
+        tf.debugging.assert_less_equal(k, num_items, message=f"{contract.K} must be at most {num_items} (the catalog size)"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.maximum(tf.reduce_max(k), 1)
+
+
+def _top_k_per_row(scores, item_ids, k, max_k):
+    """Top ``max_k`` of each row, then blanks (``""``, ``-inf``) past the row's own ``k``."""
+    values, positions = tf.math.top_k(scores, k=max_k)
+    ids = tf.gather(item_ids, positions, batch_dims=1)
+    keep = tf.sequence_mask(k, max_k)
+    return {
+        contract.ITEM_IDS: tf.where(keep, ids, tf.constant("")),
+        contract.SCORES: tf.where(keep, values, tf.constant(float("-inf"))),
+    }
+
+
+class RetrievalModule(tf.Module):
+    """``retrieve``: session -> top-``k`` catalog items by query/candidate dot product.
+
+    Example:
+
+    >>> module = RetrievalModule(retrieval_model)                            # doctest: +SKIP
+    >>> module.retrieve(session_item_ids=..., ..., k=tf.constant([10]))      # doctest: +SKIP
+    {'item_ids': <[1, 10] strings>, 'scores': <[1, 10] floats>}
+    """
+
+    def __init__(self, model: SessionRetrievalModel):
+        super().__init__(name="retrieval")
+        self.session_encoder = model.session_encoder
+        self.num_items = model.vocab.num_items
+        self.temperature = model.config.temperature
+        self.index = tfrs.layers.factorized_top_k.BruteForce(k=10)
+        self.index.index(model.catalog_embeddings(), identifiers=tf.constant(model.vocab.item_ids))
+
+    def query_embeddings(self, features):
+        embeddings, mask = self.session_encoder(features, training=False)
+        return tf.cast(last_position(embeddings, mask), tf.float32)
+
+    def candidates(self, features, n):
+        """The ``n`` best catalog items per session: ``(scores [B, n], item ids [B, n])``."""
+        return self.index(self.query_embeddings(features), k=n)
+
+    @tf.function(input_signature=[*_SESSION_SPECS, _K_SPEC])
+    def retrieve(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k):
+        features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
+        max_k = _checked_max_k(k, tf.shape(session_item_ids)[0], self.num_items)
+        scores, ids = self.candidates(features, max_k)
+        return _top_k_per_row(scores, ids, k, max_k)
+
+
+class RankingModule(tf.Module):
+    """``rank``: session + candidate items -> click/cart/purchase probabilities and a score."""
+
+    def __init__(self, model: MultiTaskRanker):
+        super().__init__(name="ranking")
+        self.ranker = model
+
+    def rank_features(self, features, candidate_item_ids):
+        probabilities, score = self.ranker.rank(features, candidate_item_ids, training=False)
+        return {
+            contract.CLICK_PROBABILITY: probabilities["click"],
+            contract.CART_PROBABILITY: probabilities["cart"],
+            contract.PURCHASE_PROBABILITY: probabilities["purchase"],
+            contract.SCORES: score,
+        }
+
+    @tf.function(input_signature=[*_SESSION_SPECS, tf.TensorSpec([None, None], tf.string, name=contract.CANDIDATE_ITEM_IDS)])
+    def rank(self, session_item_ids, session_event_types, session_timestamps, user_id, query, candidate_item_ids):
+        features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
+        tf.debugging.assert_equal(tf.shape(candidate_item_ids)[0], tf.shape(session_item_ids)[0],
+                                  message=f"{contract.CANDIDATE_ITEM_IDS} needs one row per session")
+        return self.rank_features(features, candidate_item_ids)
+
+
+class RecommendModule(tf.Module):
+    """``recommend``: retrieve a candidate pool -> rank it -> drop excluded and purchased -> top-``k``.
+
+    With a ``query`` the same path is personalized search: the query text shapes both the
+    retrieval and the ranking session representation.
+    """
+
+    def __init__(self, retrieval: RetrievalModule, ranking: RankingModule, config: RecommendConfig | None = None):
+        super().__init__(name="recommend")
+        self.config = config or RecommendConfig()
+        self.config.validate()
+        self.retrieval, self.ranking = retrieval, ranking
+
+    @tf.function(input_signature=[*_SESSION_SPECS, _K_SPEC, tf.TensorSpec([None, None], tf.string, name=contract.EXCLUDE_ITEM_IDS)])
+    def recommend(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k, exclude_item_ids):
+        features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
+        rows = tf.shape(session_item_ids)[0]
+        max_k = _checked_max_k(k, rows, self.retrieval.num_items)
+        tf.debugging.assert_equal(tf.shape(exclude_item_ids)[0], rows,
+                                  message=f"{contract.EXCLUDE_ITEM_IDS} needs one row per session")
+        # Room for everything that may be filtered out, so k items remain whenever the catalog allows.
+        pool = tf.minimum(
+            self.retrieval.num_items,
+            tf.maximum(self.config.candidate_pool, max_k + tf.shape(exclude_item_ids)[1] + tf.shape(session_item_ids)[1]),
+        )
+        retrieval_scores, candidates = self.retrieval.candidates(features, pool)
+        ranked = self.ranking.rank_features(features, candidates)
+        retrieval_logits = retrieval_scores / self.retrieval.temperature
+        score = tf.math.log(ranked[contract.SCORES] + 1e-7) + self.config.retrieval_weight * retrieval_logits
+
+        purchased = tf.where(tf.equal(session_event_types, "purchase"), session_item_ids, tf.constant(""))
+        blocked = tf.concat([exclude_item_ids, purchased], axis=1)
+        is_blocked = tf.reduce_any(
+            tf.equal(candidates[:, :, tf.newaxis], blocked[:, tf.newaxis, :]) & tf.not_equal(blocked, "")[:, tf.newaxis, :],
+            axis=-1,
+        )
+        score = tf.where(is_blocked, tf.constant(float("-inf")), score)
+        top = _top_k_per_row(score, candidates, k, max_k)
+        # A row whose pool was exhausted by exclusions must not return blocked items.
+        exhausted = tf.math.is_inf(top[contract.SCORES])
+        return {
+            contract.ITEM_IDS: tf.where(exhausted, tf.constant(""), top[contract.ITEM_IDS]),
+            contract.SCORES: top[contract.SCORES],
+        }
