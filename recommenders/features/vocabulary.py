@@ -31,9 +31,13 @@ TIME_GAP_BOUNDARIES = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 
 
+# tf.strings.lower (inside TextVectorization) lower-cases ASCII letters only.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cases, strips punctuation and splits on whitespace, like ``TextVectorization``."""
-    return _PUNCTUATION.sub("", str(text).lower()).split()
+    return _PUNCTUATION.sub("", str(text).translate(_ASCII_LOWER)).split()
 
 
 @dataclasses.dataclass

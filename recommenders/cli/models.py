@@ -1,0 +1,125 @@
+"""``recsys train | evaluate | export | demo``: model commands over data and run directories."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from recommenders.errors import ConfigError
+
+# Flags that override single settings of the run config: flag -> (section, field, type).
+OVERRIDES = {
+    "epochs": ("train", "epochs", int),
+    "batch_size": ("train", "batch_size", int),
+    "learning_rate": ("train", "learning_rate", float),
+    "max_length": ("train", "max_length", int),
+    "seed": ("train", "seed", int),
+    "embedding_dim": (("retrieval", "ranking"), "embedding_dim", int),
+    "lstm_units": (("retrieval", "ranking"), "lstm_units", int),
+}
+
+
+def _add_run_config_flags(parser) -> None:
+    parser.add_argument("--config", type=Path, help="JSON run config (sections retrieval, ranking, train, recommend)")
+    for flag, (_, _, kind) in OVERRIDES.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, help=f"override {flag}")
+    parser.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (for GPUs)")
+
+
+def run_config(args):
+    """The run config from ``--config`` (or defaults) with flag overrides, validated."""
+    from recommenders.workflow import RunConfig
+
+    values = (RunConfig.from_file(args.config) if args.config else RunConfig()).to_dict()
+    for flag, (sections, field, _) in OVERRIDES.items():
+        value = getattr(args, flag)
+        if value is not None:
+            for section in (sections,) if isinstance(sections, str) else sections:
+                values[section][field] = value
+    if args.mixed_precision:
+        values["train"]["mixed_precision"] = True
+    return RunConfig.from_dict(values, source="--config and flags")
+
+
+def _positive_ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"every K must be at least 1, got {text!r}")
+    return ks
+
+
+def register(subparsers) -> None:
+    """Adds ``train``, ``evaluate``, ``export`` and ``demo`` to the ``recsys`` parser."""
+    train = subparsers.add_parser("train", help="train retrieval and ranking on a prepared data directory")
+    train.add_argument("--data", required=True, type=Path, help="prepared data directory (recsys data generate/import)")
+    train.add_argument("--run", required=True, type=Path, help="run directory for weights, TensorBoard logs and resume state")
+    train.add_argument("--overwrite", action="store_true", help="replace a finished run in --run")
+    _add_run_config_flags(train)
+    train.set_defaults(func=_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="HR/MRR/NDCG@K and coverage of a run against baselines")
+    evaluate.add_argument("--data", required=True, type=Path, help="prepared data directory")
+    evaluate.add_argument("--run", required=True, type=Path, help="trained run directory")
+    evaluate.add_argument("--split", default="test", choices=("validation", "test"))
+    evaluate.add_argument("--k", type=_positive_ks, default=(5, 10, 20), help="cut-offs, e.g. 5,10,20")
+    evaluate.add_argument("--no-baselines", action="store_true", help="skip popularity, Markov-1 and session-kNN")
+    evaluate.add_argument("--json", type=Path, help="also write the results here as JSON")
+    evaluate.set_defaults(func=_evaluate)
+
+    export = subparsers.add_parser("export", help="export a run as SavedModels for TensorFlow Serving")
+    export.add_argument("--run", required=True, type=Path, help="trained run directory")
+    export.add_argument("--base", type=Path, default=Path("saved_models"), help="model base directory")
+    export.add_argument("--version", type=int, help="version number (default: next free)")
+    export.set_defaults(func=_export)
+
+    demo = subparsers.add_parser("demo", help="generate the synthetic shop, train, evaluate, export, recommend")
+    demo.add_argument("--workdir", type=Path, default=Path("artifacts/demo"), help="where data and the run go")
+    demo.add_argument("--base", type=Path, default=Path("saved_models"), help="model base directory for the export")
+    demo.add_argument("--small", action="store_true", help="the small test-size shop (faster)")
+    _add_run_config_flags(demo)
+    demo.set_defaults(func=_demo)
+
+
+def _train(args) -> int:
+    from recommenders.workflow import train_run
+
+    metrics = train_run(args.data, args.run, run_config(args), overwrite=args.overwrite)
+    for part, values in metrics.items():
+        shown = ", ".join(f"{name[4:]}={value:.4f}" for name, value in sorted(values.items()) if "loss" not in name)
+        print(f"{part}: {shown}")
+    print(f"trained models in {args.run}; TensorBoard: tensorboard --logdir {args.run / 'logs'}")
+    return 0
+
+
+def _print_evaluation(result) -> None:
+    print(result.overall.format_table())
+    if result.search is not None:
+        print("\nPersonalized search (cases where the shopper searched before the target):")
+        print(result.search.format_table())
+
+
+def _evaluate(args) -> int:
+    from recommenders.workflow import evaluate_run
+
+    _print_evaluation(evaluate_run(args.data, args.run, args.split, args.k, not args.no_baselines, args.json))
+    return 0
+
+
+def _export(args) -> int:
+    from recommenders.workflow import export_run
+
+    if args.version is not None and args.version < 1:
+        raise ConfigError(f"--version must be a positive whole number, got {args.version}")
+    for name, path in export_run(args.run, args.base, args.version).items():
+        print(f"exported {name}: {path}")
+    return 0
+
+
+def _demo(args) -> int:
+    from recommenders.workflow import demo
+
+    demo(args.workdir, args.base, run_config(args), small=args.small)
+    return 0

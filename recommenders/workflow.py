@@ -1,0 +1,291 @@
+"""End-to-end jobs over a prepared data directory: train, evaluate, export, demo.
+
+These are the library functions behind ``recsys train | evaluate | export | demo``; each
+step reads and writes directories so steps can run separately:
+
+* data directory (``recsys data generate|import``): split events + catalog + report;
+* run directory (``recsys train``): ``retrieval/`` and ``ranking/`` (weights, vocabularies,
+  config), ``logs/`` (TensorBoard: scalars, graph, item-embedding projector), ``backup/``
+  (resume state while training);
+* base directory (``recsys export``): ``<model>/<version>/`` SavedModels for TF Serving.
+
+Example:
+
+>>> config = RunConfig.from_file("run.json")                                # doctest: +SKIP
+>>> train_run("data/shop", "runs/shop", config)                             # doctest: +SKIP
+>>> print(evaluate_run("data/shop", "runs/shop").overall.format_table())    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from recommenders.errors import ConfigError, DataError
+from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recommenders.models.serving_modules import RecommendConfig
+
+RUN_SECTIONS = {"retrieval": RetrievalConfig, "ranking": RankingConfig, "train": TrainConfig, "recommend": RecommendConfig}
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Every setting of a training run, with defaults; loadable from a JSON file.
+
+    The file holds any of the sections ``retrieval``, ``ranking``, ``train``,
+    ``recommend``, each mapping field names to values, e.g.
+    ``{"train": {"epochs": 4}, "retrieval": {"lstm_units": 64}}``.
+    """
+
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
+    ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    recommend: RecommendConfig = dataclasses.field(default_factory=RecommendConfig)
+
+    def validate(self) -> "RunConfig":
+        for section in RUN_SECTIONS:
+            getattr(self, section).validate()
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "RunConfig":
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected an object with sections {', '.join(RUN_SECTIONS)}")
+        unknown = sorted(set(values) - set(RUN_SECTIONS))
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)}; use {', '.join(RUN_SECTIONS)}")
+        sections = {}
+        for name, config_class in RUN_SECTIONS.items():
+            fields = values.get(name, {})
+            known = {f.name for f in dataclasses.fields(config_class)}
+            bad = sorted(set(fields) - known)
+            if bad:
+                raise ConfigError(f"{source}: unknown {name} setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+            defaults = config_class()
+            for key, value in fields.items():
+                expected = type(getattr(defaults, key))
+                if expected is tuple and isinstance(value, list):
+                    value = tuple(value)
+                if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
+                if not isinstance(value, expected):
+                    raise ConfigError(f"{source}: {name}.{key} must be {expected.__name__}, got {value!r}")
+                fields = {**fields, key: value}
+            sections[name] = config_class(**fields)
+        return cls(**sections).validate()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(values, source=str(path))
+
+    def to_dict(self) -> dict:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in RUN_SECTIONS}
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """Next-item evaluation on a split (``overall``) and on its searched-for cases (``search``)."""
+
+    overall: object
+    search: object | None
+
+
+def _load_data(data_dir):
+    from recommenders.data.dataset import load_prepared
+
+    if not Path(data_dir).is_dir():
+        raise DataError(f"data directory not found: {data_dir} (create it with `recsys data generate` or `recsys data import`)")
+    return load_prepared(data_dir)
+
+
+def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: bool = False) -> dict:
+    """Trains retrieval and ranking on ``data_dir``'s train split; returns final validation metrics.
+
+    An interrupted run resumes from ``run_dir/backup`` when started again.
+    """
+    config = (config or RunConfig()).validate()
+    from recommenders.features.vocabulary import FeatureVocabularies
+    from recommenders.models.projector import write_item_projector
+    from recommenders.models.training import save_trained, train_ranking, train_retrieval
+
+    prepared = _load_data(data_dir)
+    run_dir = Path(run_dir)
+    for part in ("retrieval", "ranking"):
+        if (run_dir / part / "config.json").exists() and not overwrite:
+            raise ConfigError(f"{run_dir} already holds a trained model; pass --overwrite or choose another run directory")
+    vocab = FeatureVocabularies.build(prepared.train, prepared.catalog)
+    (run_dir).mkdir(parents=True, exist_ok=True)
+    (run_dir / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    metrics = {}
+    for part, trainer, model_config in (
+        ("retrieval", train_retrieval, config.retrieval),
+        ("ranking", train_ranking, config.ranking),
+    ):
+        print(f"training {part} ...", flush=True)
+        model, history = trainer(prepared.train, prepared.validation, prepared.catalog, model_config, config.train,
+                                 vocab=vocab, log_dir=run_dir / "logs" / part, backup_dir=run_dir / "backup" / part)
+        save_trained(model, run_dir / part)
+        if part == "retrieval":
+            write_item_projector(run_dir / "logs" / part, model)
+        metrics[part] = {name: float(values[-1]) for name, values in history.history.items() if name.startswith("val_")}
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+class TrainedModels:
+    """A run directory's trained models and the serving modules built from them."""
+
+    def __init__(self, run_dir, recommend_config: RecommendConfig | None = None):
+        from recommenders.models.serving_modules import RankingModule, RecommendModule, RetrievalModule
+        from recommenders.models.training import load_trained
+
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise DataError(f"run directory not found: {run_dir} (create it with `recsys train`)")
+        saved = run_dir / "run_config.json"
+        run_config = RunConfig.from_file(saved) if saved.exists() else RunConfig()
+        self.run_config = run_config
+        self.retrieval_model = load_trained(run_dir / "retrieval")
+        self.ranking_model = load_trained(run_dir / "ranking")
+        self.retrieval = RetrievalModule(self.retrieval_model)
+        self.ranking = RankingModule(self.ranking_model)
+        self.recommend = RecommendModule(self.retrieval, self.ranking, recommend_config or run_config.recommend)
+
+    @property
+    def num_items(self) -> int:
+        return self.retrieval.num_items
+
+
+def evaluate_run(data_dir, run_dir, split: str = "test", k_values=(5, 10, 20), baselines: bool = True,
+                 json_path=None) -> EvaluationResult:
+    """Scores retrieval alone, the full recommend path and (optionally) the baselines on a split.
+
+    Baselines (popularity, Markov-1, session-kNN) are fitted on the train split and ranked
+    over the same catalog in the same run. Cases where the shopper searched right before
+    the target are scored again on their own: that is personalized search.
+    """
+    from recommenders.evaluation.baselines import MarkovChain, Popularity, SessionKNN
+    from recommenders.evaluation.cases import make_next_item_cases
+    from recommenders.evaluation.harness import evaluate
+    from recommenders.evaluation.report import EvaluationReport
+    from recommenders.models.inference import SignatureRecommender
+
+    if split not in ("validation", "test"):
+        raise ConfigError(f"--split must be validation or test, got {split!r}")
+    prepared = _load_data(data_dir)
+    models = TrainedModels(run_dir)
+    cases = make_next_item_cases(getattr(prepared, split))
+    if not len(cases):
+        raise DataError(f"the {split} split of {data_dir} has no next-item cases")
+    max_length = models.run_config.train.max_length
+
+    def score(subset):
+        ours = evaluate({"retrieval (LSTM two-tower)": SignatureRecommender(models.retrieval.retrieve, max_length),
+                         "recommend (retrieve+rank)": SignatureRecommender(models.recommend.recommend, max_length)},
+                        subset, k_values, catalog_size=models.num_items)
+        if not baselines:
+            return ours
+        theirs = evaluate({"popularity": Popularity(), "markov-1": MarkovChain(), "session-knn": SessionKNN()},
+                          subset, k_values, train_events=prepared.train, catalog=prepared.catalog)
+        return EvaluationReport(k_values=ours.k_values, n_cases=ours.n_cases, catalog_size=ours.catalog_size,
+                                results=[*ours.results, *theirs.results])
+
+    searched = np.flatnonzero(np.asarray(cases.queries, dtype=object) != "")
+    result = EvaluationResult(overall=score(cases), search=score(cases.take(searched)) if len(searched) else None)
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps({
+            "split": split,
+            "overall": result.overall.to_dict(),
+            "search": result.search.to_dict() if result.search else None,
+        }, indent=1))
+    return result
+
+
+def export_run(run_dir, base_dir="saved_models", version: int | None = None) -> dict:
+    """Exports a trained run as the next (or the given) version of all three SavedModels."""
+    from recommenders.models.export import export_models
+
+    models = TrainedModels(run_dir)
+    metrics_file = Path(run_dir) / "validation_metrics.json"
+    metadata = {"run_dir": str(run_dir), "run_config": models.run_config.to_dict()}
+    if metrics_file.exists():
+        metadata["validation_metrics"] = json.loads(metrics_file.read_text())
+    return export_models(models.retrieval_model, models.ranking_model, base_dir, version,
+                         recommend_config=models.run_config.recommend, metadata=metadata)
+
+
+def example_recommendations(version_dir, prepared, n_sessions: int = 3, k: int = 5) -> str:
+    """Asks an exported ``recommend`` SavedModel for the next items of a few test sessions."""
+    from recommenders.evaluation.cases import make_next_item_cases
+    from recommenders.models.inference import SignatureRecommender
+    from recommenders.tf_compat import tensorflow
+    from serving import contract
+
+    tf = tensorflow()
+    signature = tf.saved_model.load(str(version_dir)).signatures[contract.SIGNATURES[contract.RECOMMEND_MODEL]]
+    cases = make_next_item_cases(prepared.test)
+    lengths = np.array([len(p) for p in cases.prefix_item_ids])
+    # The longest prefix of a few different sessions: the most context to show.
+    picks, seen = [], set()
+    for index in np.argsort(-lengths, kind="stable"):
+        if cases.session_ids[index] not in seen:
+            seen.add(cases.session_ids[index])
+            picks.append(index)
+        if len(picks) == n_sessions:
+            break
+    chosen = cases.take(picks)
+    recommended = SignatureRecommender(signature).recommend(chosen, k)
+    titles = prepared.catalog.set_index("item_id")["title"].astype(str).to_dict()
+    lines = []
+    for row in range(len(chosen)):
+        lines.append(f"session {chosen.session_ids[row]}:")
+        for item, kind in list(zip(chosen.prefix_item_ids[row], chosen.prefix_event_types[row]))[-4:]:
+            lines.append(f"    {kind:>8}  {item}  {titles.get(item, '')}")
+        if chosen.queries[row]:
+            lines.append(f"    searched  \"{chosen.queries[row]}\"")
+        lines.append(f"  next (actual): {chosen.targets[row]}  {titles.get(chosen.targets[row], '')}")
+        for rank, item in enumerate(recommended[row], 1):
+            mark = "  <- actual next" if item == chosen.targets[row] else ""
+            lines.append(f"  {rank}. {item}  {titles.get(item, '')}{mark}")
+    return "\n".join(lines)
+
+
+def demo(workdir, base_dir="saved_models", config: RunConfig | None = None, small: bool = False) -> dict:
+    """The README's main job: synthetic shop -> clean/split -> train -> evaluate -> export -> recommend."""
+    from recommenders.data.dataset import prepare, save_prepared
+    from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+
+    workdir = Path(workdir)
+    shop_config = SyntheticShopConfig.small() if small else SyntheticShopConfig()
+    print(f"[1/5] generating the synthetic shop ({shop_config.n_sessions:,} sessions, {shop_config.n_items:,} items) ...", flush=True)
+    prepared = prepare(generate_shop(shop_config), source="synthetic shop (demo)")
+    save_prepared(prepared, workdir / "data", overwrite=True)
+    print(prepared.report.format_table(), flush=True)
+    print("[2/5] training retrieval and ranking ...", flush=True)
+    train_run(workdir / "data", workdir / "run", config, overwrite=True)
+    print("[3/5] evaluating on the test split against baselines ...", flush=True)
+    result = evaluate_run(workdir / "data", workdir / "run", json_path=workdir / "evaluation.json")
+    print(result.overall.format_table())
+    if result.search is not None:
+        print("\nPersonalized search (cases where the shopper searched before the target):")
+        print(result.search.format_table())
+    print(f"[4/5] exporting SavedModels to {base_dir} ...", flush=True)
+    exported = export_run(workdir / "run", base_dir)
+    for name, path in exported.items():
+        print(f"  {name}: {path}")
+    print("[5/5] recommendations from the exported recommend model:", flush=True)
+    print(example_recommendations(exported["recommend"], prepared))
+    print(f"\nTensorBoard: tensorboard --logdir {workdir / 'run' / 'logs'}")
+    return {"evaluation": result, "exported": exported}
