@@ -1,0 +1,41 @@
+"""A server replica in its own process, so a drill can SIGKILL it like a crashed machine.
+
+Run as ``python -m serving.drills.replica --config models.config --model-base DIR --port P``;
+prints ``READY <port>`` once the models are loaded and warmed up, stops cleanly on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+READY = "READY"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serves until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--model-base", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--poll-seconds", type=float, default=0.5)
+    args = parser.parse_args(argv)
+
+    import recommenders  # noqa: F401 - selects Keras 2 before TensorFlow loads
+    from serving.server import ServerConfig, serve
+
+    handle = serve(ServerConfig(args.config, model_base=args.model_base, port=args.port, poll_seconds=args.poll_seconds))
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    print(f"{READY} {handle.port}", flush=True)
+    stopped.wait()
+    handle.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

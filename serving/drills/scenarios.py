@@ -1,0 +1,244 @@
+"""The drill scenarios: each injects one fault under steady load and judges the outcome."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serving.client import RecommenderClient, ServingError
+from serving.drills.load import LoadGenerator, recommend_inputs, summarize
+from serving.drills.replicas import ReplicaProcess
+from serving.drills.workspace import MODEL, Workspace, load_session
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    """Load and timing shared by the scenarios (see :class:`serving.drills.DrillConfig`)."""
+
+    replicas: int = 2
+    workers: int = 4
+    rate_per_worker: float = 25.0
+    k: int = 10
+    warm_seconds: float = 1.0
+    fault_seconds: float = 2.0
+    poll_seconds: float = 0.25
+    deadline_s: float = 2.0
+    first_request_bound_ms: float = 1000.0
+    gate_max_drop: float = 0.02
+    holdout_cases: int = 100
+    seed: int = 0
+
+
+@dataclass
+class DrillResult:
+    """One scenario's outcome and figures (NaN where a figure does not apply)."""
+
+    scenario: str
+    passed: bool
+    requests: int = 0
+    failed: int = 0
+    failover_s: float = float("nan")
+    p99_fault_ms: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+
+def _client(targets, settings: DrillSettings, **options) -> RecommenderClient:
+    return RecommenderClient(list(targets), deadline_s=settings.deadline_s, retries=4, seed=settings.seed, **options)
+
+
+@contextmanager
+def _in_process_server(workspace: Workspace, settings: DrillSettings):
+    from serving.server import ServerConfig, serve
+
+    handle = serve(ServerConfig(workspace.config_file, model_base=workspace.models_dir, port=0, poll_seconds=settings.poll_seconds))
+    try:
+        yield handle
+    finally:
+        handle.stop(0)
+
+
+def _wait_for(condition, timeout_s: float, interval_s: float = 0.05) -> float | None:
+    """Seconds until ``condition()`` held, or None if it did not within ``timeout_s``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(interval_s)
+    return None
+
+
+def _load(client, workspace: Workspace, settings: DrillSettings) -> LoadGenerator:
+    session = load_session(workspace.version_dir(workspace.stable_version))
+    return LoadGenerator(client, settings.workers, settings.rate_per_worker, settings.k, session)
+
+
+def replica_killed(workspace: Workspace, settings: DrillSettings) -> DrillResult:
+    """SIGKILL one of ``settings.replicas`` replica processes under load: no client request may fail."""
+    replicas = [ReplicaProcess(workspace.config_file, workspace.models_dir, poll_seconds=settings.poll_seconds)
+                for _ in range(settings.replicas)]
+    try:
+        with _client([r.target for r in replicas], settings) as client:
+            load = _load(client, workspace, settings)
+            with load.running():
+                time.sleep(settings.warm_seconds)
+                killed_at = time.monotonic()
+                replicas[0].kill()
+                time.sleep(settings.fault_seconds)
+            fault = summarize(load.samples, killed_at, killed_at + settings.fault_seconds)
+            total = summarize(load.samples)
+            # The longest any shopper waited because of the kill: requests in flight at the
+            # kill or started during the fault window, retries and failover included.
+            affected = [s for s in load.samples if s.end >= killed_at and s.start < killed_at + settings.fault_seconds]
+            failover = max((s.latency for s in affected), default=float("nan"))
+    finally:
+        for replica in replicas:
+            replica.stop()
+    notes = [f"{settings.replicas} replica processes, replica 1 SIGKILLed after {settings.warm_seconds:.0f}s; "
+             f"{fault.requests} requests in the {settings.fault_seconds:.0f}s after the kill"]
+    notes += [f"errors: {', '.join(total.errors)}"] if total.failed else []
+    return DrillResult("replica_killed", total.failed == 0 and fault.requests > 0, total.requests, total.failed,
+                       failover, fault.p99_ms, notes)
+
+
+def _half_written_copy(source: Path, destination: Path) -> None:
+    """``source`` copied as an export interrupted midway: saved_model.pb cut in half, no variables."""
+    shutil.copytree(source, destination)
+    graph = destination / "saved_model.pb"
+    data = graph.read_bytes()
+    graph.write_bytes(data[: len(data) // 2])
+    shutil.rmtree(destination / "variables", ignore_errors=True)
+
+
+def corrupt_version(workspace: Workspace, settings: DrillSettings) -> DrillResult:
+    """A half-written new version lands in the base path: the previous version keeps serving
+    and GetModelStatus reports the broken one as END with its load error."""
+    stable, broken = workspace.stable_version, workspace.stable_version + 1
+    with _in_process_server(workspace, settings) as handle, _client([f"127.0.0.1:{handle.port}"], settings) as client:
+        load = _load(client, workspace, settings)
+        with load.running():
+            time.sleep(settings.warm_seconds)
+            dropped_at = time.monotonic()
+            _half_written_copy(workspace.version_dir(stable), workspace.version_dir(broken))
+
+            def broken_reported():
+                return any(s.version == broken and s.state == "END" and s.error_code != "OK" for s in client.status(MODEL))
+
+            detected_s = _wait_for(broken_reported, timeout_s=max(10.0, 20 * settings.poll_seconds))
+            time.sleep(settings.fault_seconds)
+        statuses = {s.version: s for s in client.status(MODEL)}
+    fault = summarize(load.samples, dropped_at)
+    total = summarize(load.samples)
+    reported = statuses.get(broken)
+    served_previous = fault.versions == (stable,)
+    still_available = stable in statuses and statuses[stable].state == "AVAILABLE"
+    notes = [f"version {broken} (saved_model.pb cut in half, no variables/) "
+             + (f"reported {reported.state}/{reported.error_code} after {detected_s:.2f}s: {reported.error_message[:90]}"
+                if detected_s is not None and reported else "never reported as failed"),
+             f"versions that answered after the drop: {list(fault.versions)}"]
+    passed = total.failed == 0 and detected_s is not None and served_previous and still_available
+    return DrillResult("corrupt_version", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)
+
+
+def unreadable_model_dir(workspace: Workspace, settings: DrillSettings) -> DrillResult:
+    """The model's base path becomes unreadable: the loaded version keeps serving.
+
+    The drills run as root, for whom ``chmod 000`` blocks nothing, so unreadability is
+    simulated the way a failed mount or a botched deploy looks: the directory is moved
+    away and a regular file takes its place.
+    """
+    stable = workspace.stable_version
+    away = workspace.model_dir.with_name(workspace.model_dir.name + ".away")
+    with _in_process_server(workspace, settings) as handle, _client([f"127.0.0.1:{handle.port}"], settings) as client:
+        load = _load(client, workspace, settings)
+        with load.running():
+            time.sleep(settings.warm_seconds)
+            broken_at = time.monotonic()
+            workspace.model_dir.rename(away)
+            workspace.model_dir.write_text("not a directory\n")
+            # Several polls must pass over the unreadable directory.
+            time.sleep(max(settings.fault_seconds, 4 * settings.poll_seconds))
+            during = client.status(MODEL)
+            fault_end = time.monotonic()
+            workspace.model_dir.unlink()
+            away.rename(workspace.model_dir)
+            time.sleep(settings.warm_seconds)
+    fault = summarize(load.samples, broken_at, fault_end)
+    total = summarize(load.samples)
+    available = [s.version for s in during if s.state == "AVAILABLE"]
+    notes = ["root ignores chmod, so the base path was moved away and replaced by a regular file",
+             f"versions answering while unreadable: {list(fault.versions)}; AVAILABLE per GetModelStatus: {available}"]
+    passed = total.failed == 0 and fault.requests > 0 and fault.versions == (stable,) and available == [stable]
+    return DrillResult("unreadable_model_dir", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)
+
+
+def restart_with_warmup(workspace: Workspace, settings: DrillSettings) -> DrillResult:
+    """Stop a replica and start it again on the same port: the first request after it reports
+    ready must answer within ``first_request_bound_ms`` (warmup already paid the tracing)."""
+    first = ReplicaProcess(workspace.config_file, workspace.models_dir, poll_seconds=settings.poll_seconds)
+    port = first.port
+    stopped_at = time.monotonic()
+    first.stop()
+    replica = ReplicaProcess(workspace.config_file, workspace.models_dir, port=port, poll_seconds=settings.poll_seconds)
+    restart_s = replica.ready_at - stopped_at
+    inputs = recommend_inputs(list(load_session(workspace.version_dir(workspace.stable_version))), settings.k)
+    latencies, errors = [], []
+    try:
+        with _client([replica.target], settings) as client:
+            for _ in range(50):
+                start = time.monotonic()
+                try:
+                    client.predict(MODEL, inputs)
+                except ServingError as error:
+                    errors.append(error.code.name)
+                latencies.append(time.monotonic() - start)
+    finally:
+        replica.stop()
+    first_ms = latencies[0] * 1000.0
+    steady = sorted(latencies[1:])
+    steady_p50_ms = steady[len(steady) // 2] * 1000.0
+    notes = [f"first request {first_ms:.1f} ms (bound {settings.first_request_bound_ms:.0f} ms), then p50 {steady_p50_ms:.1f} ms; "
+             f"stop -> ready {restart_s:.1f}s on the same port"]
+    passed = not errors and first_ms <= settings.first_request_bound_ms
+    return DrillResult("restart_with_warmup", passed, len(latencies), len(errors), restart_s,
+                       float("nan"), notes)
+
+
+def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None) -> DrillResult:
+    """A canary worse than stable on the holdout is not promoted: ``stable`` keeps its
+    version (in the server and in models.config), the decision is logged, load never fails."""
+    from serving.drills.canary import canary_gate, read_labels, toy_holdout
+    from serving.testing import export_toy_models
+
+    stable, canary = workspace.stable_version, workspace.stable_version + 1
+    if holdout is None:
+        holdout = toy_holdout(50, stable, settings.holdout_cases, settings.k, settings.seed)
+    decision_log = workspace.root / "canary_decisions.jsonl"
+    with _in_process_server(workspace, settings) as handle, _client([f"127.0.0.1:{handle.port}"], settings,
+                                                                     version_label="stable") as client:
+        load = _load(client, workspace, settings)
+        with load.running():
+            time.sleep(settings.warm_seconds)
+            started = time.monotonic()
+            # The canary: for the toy shop a differently ranked toy version; for a real model
+            # the toy model, which answers by the contract but knows nothing of the shop.
+            staging = workspace.root / "canary-export"
+            export_toy_models(staging, version=canary, num_items=50, models=(MODEL,))
+            shutil.move(str(staging / MODEL / str(canary)), str(workspace.version_dir(canary)))
+            loaded = _wait_for(lambda: any(s.version == canary and s.state == "AVAILABLE" for s in client.status(MODEL)), 30.0)
+            decision = canary_gate(client, [f"127.0.0.1:{handle.port}"], workspace.config_file, MODEL, canary, holdout,
+                                   k=settings.k, max_drop=settings.gate_max_drop, decision_log=decision_log)
+            ended = time.monotonic()
+            time.sleep(settings.warm_seconds)
+            served_after = client.status(MODEL, label="stable")
+    fault = summarize(load.samples, started, ended)
+    total = summarize(load.samples)
+    labels = read_labels(workspace.config_file, MODEL)
+    logged = decision_log.read_text().strip().splitlines() if decision_log.exists() else []
+    notes = [decision.reason, f"labels after the gate: {labels}; stable-labelled requests answered by versions {list(total.versions)}",
+             f"decision logged to {decision_log.name} ({len(logged)} line)"]
+    passed = (loaded is not None and not decision.promoted and labels.get("stable") == stable and "canary" not in labels
+              and [s.version for s in served_after] == [stable] and total.versions == (stable,) and total.failed == 0 and len(logged) == 1)
+    return DrillResult("canary_rejected", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)
