@@ -1,0 +1,94 @@
+"""What a trial is judged by, with an explicit direction, measured on the validation split.
+
+Retrieval: ``HR@K`` or ``MRR@K`` from the project's evaluation harness on next-item
+cases of the validation sessions, through the same ``retrieve`` signature that is
+exported. Ranking: validation AUC of one task (``click_auc``, ``cart_auc``,
+``purchase_auc``) or their plain mean (``mean_auc``); the mean is deliberately not
+weighted by the tuned task weights, or changing them would move the yardstick.
+
+Example:
+
+>>> objective = parse_objective("retrieval", "MRR@20")
+>>> objective.metric, objective.direction, objective.k
+('val_MRR@20', 'max', 20)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pandas as pd
+
+from recommenders.errors import ConfigError
+
+RANKING_TASKS = ("click", "cart", "purchase")
+DEFAULT_OBJECTIVES = {"retrieval": "HR@20", "ranking": "click_auc"}
+_RETRIEVAL = re.compile(r"^(HR|MRR)@([1-9][0-9]*)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialObjective:
+    """The objective metric name (as keras-tuner records it), its direction and, for retrieval, K."""
+
+    kind: str
+    name: str  # as the user wrote it, e.g. "HR@20"
+    k: int | None = None
+    direction: str = "max"
+
+    @property
+    def metric(self) -> str:
+        return f"val_{self.name}"
+
+
+def parse_objective(kind: str, name: str | None = None) -> TrialObjective:
+    """Validates an objective name for ``kind``; ``None`` picks the kind's default."""
+    name = name or DEFAULT_OBJECTIVES.get(kind, "")
+    if kind == "retrieval":
+        match = _RETRIEVAL.match(name)
+        if match:
+            return TrialObjective(kind, name, k=int(match.group(2)))
+        raise ConfigError(f"retrieval objective must be HR@K or MRR@K (e.g. HR@20), got {name!r}")
+    if kind == "ranking":
+        allowed = [f"{task}_auc" for task in RANKING_TASKS] + ["mean_auc"]
+        if name in allowed:
+            return TrialObjective(kind, name)
+        raise ConfigError(f"ranking objective must be one of {', '.join(allowed)}, got {name!r}")
+    raise ConfigError(f"model kind must be retrieval or ranking, got {kind!r}")
+
+
+def validation_cases(validation_events: pd.DataFrame, max_cases: int | None, seed: int = 0):
+    """Next-item cases of the validation split, a fixed random subset of ``max_cases`` if larger."""
+    from recommenders.evaluation.cases import make_next_item_cases
+
+    cases = make_next_item_cases(validation_events)
+    if max_cases is not None and len(cases) > max_cases:
+        rows = np.sort(np.random.default_rng(seed).choice(len(cases), size=max_cases, replace=False))
+        cases = cases.take(rows)
+    return cases
+
+
+def retrieval_metrics(model, cases, k: int) -> dict[str, float]:
+    """``val_HR@k`` and ``val_MRR@k`` of a trained retrieval model through its ``retrieve`` signature."""
+    from recommenders.evaluation.harness import evaluate
+    from recommenders.models.inference import SignatureRecommender
+    from recommenders.models.serving_modules import RetrievalModule
+
+    # The tf.function holds its module weakly: keep the module alive while it is called.
+    module = RetrievalModule(model)
+    report = evaluate({"trial": SignatureRecommender(module.retrieve)}, cases, k_values=(k,),
+                      catalog_size=model.vocab.num_items)
+    values = report.result("trial").metrics
+    return {f"val_HR@{k}": values[f"HR@{k}"], f"val_MRR@{k}": values[f"MRR@{k}"]}
+
+
+def ranking_metrics(model, validation_events: pd.DataFrame, max_length: int) -> dict[str, float]:
+    """Per-task validation AUC of a trained ranker (as it stands after early stopping) and their mean."""
+    from recommenders.features.sequences import sessions_to_arrays, to_dataset
+
+    dataset = to_dataset(sessions_to_arrays(validation_events, max_length), 512)
+    logs = model.evaluate(dataset, return_dict=True, verbose=0)
+    values = {f"val_{task}_auc": float(logs[f"{task}_auc"]) for task in RANKING_TASKS}
+    values["val_mean_auc"] = float(np.mean(list(values.values())))
+    return values

@@ -1,0 +1,188 @@
+"""A whole tuning run: search, leaderboard, retrain the best trial on train+validation, export.
+
+One model kind is tuned per search; the export pairs it with the other kind trained with
+its default configuration (at the same base training settings), because every
+SavedModel version holds a retrieval, a ranking and a recommend model.
+
+Example:
+
+>>> config = TuningConfig(kind="retrieval", tuner="bayesian", max_trials=20, time_limit_seconds=3600)
+>>> result = run_search(load_prepared("data/shop"), config)                      # doctest: +SKIP
+>>> print(result.leaderboard.head())                                              # doctest: +SKIP
+>>> retrain_and_export(result, load_prepared("data/shop"), "saved_models")       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+import recommenders  # noqa: F401  (selects Keras 2 before keras_tuner imports TensorFlow)
+import keras_tuner
+from keras_tuner.src.distribute import utils as distribute_utils
+
+from recommenders.errors import ConfigError, DataError
+from recommenders.features.vocabulary import FeatureVocabularies
+from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recommenders.models.training import train_ranking, train_retrieval
+from tuning.leaderboard import leaderboard
+from tuning.objective import TrialObjective, parse_objective
+from tuning.oracles import ORACLES, make_oracle
+from tuning.space import Choice, Fixed, KINDS, field_type, load_space
+from tuning.tuner import SessionModelTuner, TuningData
+
+
+@dataclasses.dataclass
+class TuningConfig:
+    """What to tune, how, and within which budgets.
+
+    ``max_validation_cases`` caps the retrieval objective's validation cases (a fixed
+    random subset) so that scoring stays cheap on large shops; ``None`` uses them all.
+    """
+
+    kind: str = "retrieval"
+    tuner: str = "random"
+    objective: str | None = None  # None: HR@20 for retrieval, click_auc for ranking
+    max_trials: int = 10
+    time_limit_seconds: float | None = None
+    max_validation_cases: int | None = 20_000
+    max_retries_per_trial: int = 0
+    max_consecutive_failed_trials: int = 3
+    seed: int = 0
+    directory: str = "runs/tuning"
+    project_name: str | None = None  # None: the kind
+    overwrite: bool = False
+    space_file: str | None = None
+
+    def validate(self) -> TrialObjective:
+        """Checks every field; returns the parsed objective."""
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.tuner not in ORACLES:
+            raise ConfigError(f"tuner must be one of {', '.join(ORACLES)}, got {self.tuner!r}")
+        if self.max_trials < 1:
+            raise ConfigError(f"max_trials must be at least 1, got {self.max_trials}")
+        if self.time_limit_seconds is not None and self.time_limit_seconds <= 0:
+            raise ConfigError(f"time limit must be positive seconds, got {self.time_limit_seconds}")
+        if self.max_validation_cases is not None and self.max_validation_cases < 1:
+            raise ConfigError(f"max_validation_cases must be at least 1, got {self.max_validation_cases}")
+        if self.max_retries_per_trial < 0 or self.max_consecutive_failed_trials < 1:
+            raise ConfigError("max_retries_per_trial must be >= 0 and max_consecutive_failed_trials >= 1")
+        return parse_objective(self.kind, self.objective)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """The finished search: its tuner (with the oracle) and, unless a worker, the leaderboard."""
+
+    config: TuningConfig
+    objective: TrialObjective
+    tuner: SessionModelTuner
+    role: str  # "single", "chief" or "worker"
+    leaderboard: pd.DataFrame | None
+
+    def best_trial(self) -> keras_tuner.engine.trial.Trial:
+        """The best completed trial (its values, metrics and status) by the objective."""
+        completed = self.leaderboard[self.leaderboard["status"] == "COMPLETED"] if self.leaderboard is not None else []
+        if len(completed) == 0:
+            raise DataError("no trial completed, so there is no best configuration (see the leaderboard reasons)")
+        trial_id = completed.iloc[0]["trial_id"]
+        return keras_tuner.engine.trial.Trial.load(str(Path(self.tuner.get_trial_dir(trial_id)) / "trial.json"))
+
+
+def to_hyperparameters(kind: str, space: dict) -> keras_tuner.HyperParameters:
+    """The space as keras-tuner ``HyperParameters`` (Fixed, Choice, Int or Float)."""
+    hp = keras_tuner.HyperParameters()
+    for name, spec in space.items():
+        if isinstance(spec, Choice) and field_type(kind, name) is bool and len(set(spec.values)) == 2:
+            # keras-tuner's Choice turns booleans into 0/1; Boolean keeps them booleans.
+            hp.Boolean(name)
+        elif isinstance(spec, Choice) and len(set(spec.values)) == 1:
+            hp.Fixed(name, spec.values[0])
+        elif isinstance(spec, Fixed):
+            hp.Fixed(name, spec.value)
+        elif isinstance(spec, Choice):
+            hp.Choice(name, list(spec.values))
+        elif field_type(kind, name) is int:
+            hp.Int(name, int(spec.low), int(spec.high), step=int(spec.step) if spec.step else None, sampling=spec.sampling)
+        else:
+            hp.Float(name, spec.low, spec.high, step=spec.step, sampling=spec.sampling)
+    return hp
+
+
+def role() -> str:
+    """This process's part in keras-tuner's distributed mode (from its KERASTUNER_* variables)."""
+    try:
+        if not distribute_utils.has_chief_oracle():
+            return "single"
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
+    return "chief" if distribute_utils.is_chief_oracle() else "worker"
+
+
+def build_tuner(config: TuningConfig, model_config=None, train_config: TrainConfig | None = None) -> SessionModelTuner:
+    """The tuner for ``config``; reloads an existing project unless ``overwrite``."""
+    objective = config.validate()
+    space = load_space(config.kind, config.space_file)
+    train_config = train_config or TrainConfig()
+    oracle = make_oracle(config.tuner, keras_tuner.Objective(objective.metric, objective.direction),
+                         to_hyperparameters(config.kind, space), max_trials=config.max_trials,
+                         max_epochs=train_config.epochs, seed=config.seed,
+                         time_limit_seconds=config.time_limit_seconds,
+                         max_retries_per_trial=config.max_retries_per_trial,
+                         max_consecutive_failed_trials=config.max_consecutive_failed_trials)
+    return SessionModelTuner(oracle, config.kind, objective, space, model_config, train_config,
+                             directory=config.directory, project_name=config.project_name or config.kind,
+                             overwrite=config.overwrite)
+
+
+def run_search(prepared, config: TuningConfig, model_config=None, train_config: TrainConfig | None = None) -> SearchResult:
+    """Runs (or resumes) the search and returns it with its leaderboard.
+
+    A chief only serves the oracle and returns when every worker is done; a worker runs
+    trials and leaves the leaderboard to the chief.
+    """
+    tuner = build_tuner(config, model_config, train_config)
+    this_role = role()
+    data = None if this_role == "chief" else TuningData.build(prepared, tuner.objective, config.max_validation_cases,
+                                                              config.seed)
+    tuner.search(data)
+    table = None if this_role == "worker" else leaderboard(tuner.project_dir, tuner.objective.metric,
+                                                           tuner.objective.direction)
+    return SearchResult(config, tuner.objective, tuner, this_role, table)
+
+
+def retrain_and_export(result: SearchResult, prepared, export_dir: str | Path, version: int | None = None,
+                       other_model_config=None) -> dict:
+    """Retrains the best trial on train+validation, pairs it with a model of the other kind
+    (``other_model_config``, default: that kind's defaults), and exports both as the next
+    SavedModel version. Returns ``{model name: version directory}``.
+
+    The retrain runs for the best trial's number of epochs with early stopping off: the
+    validation split is now training data and only reported, not used to stop.
+    """
+    from recommenders.models.export import export_models
+
+    best = result.best_trial()
+    values, tuner = best.hyperparameters.values, result.tuner
+    model_config, train_config = tuner.trial_configs(values)
+    epochs = int(best.metrics.get_last_value("epochs"))
+    train_config = dataclasses.replace(train_config, epochs=epochs, early_stopping_patience=0)
+    events = pd.concat([prepared.train, prepared.validation], ignore_index=True)
+    vocab = FeatureVocabularies.build(events, prepared.catalog)
+    tuned_train = train_retrieval if result.config.kind == "retrieval" else train_ranking
+    tuned, _ = tuned_train(events, prepared.validation, prepared.catalog, model_config, train_config, vocab=vocab)
+    default_train = dataclasses.replace(tuner.train_config, early_stopping_patience=0)
+    if result.config.kind == "retrieval":
+        other, _ = train_ranking(events, prepared.validation, prepared.catalog, other_model_config or RankingConfig(), default_train, vocab=vocab)
+        retrieval, ranking = tuned, other
+    else:
+        other, _ = train_retrieval(events, prepared.validation, prepared.catalog, other_model_config or RetrievalConfig(), default_train,
+                                   vocab=vocab)
+        retrieval, ranking = other, tuned
+    metadata = {"tuning": {"kind": result.config.kind, "objective": result.objective.metric,
+                           "validation_score": float(best.score), "trial_id": best.trial_id,
+                           "hyperparameters": dict(values), "epochs": epochs}}
+    return export_models(retrieval, ranking, export_dir, version=version, metadata=metadata)
