@@ -95,6 +95,7 @@ def serve(config: ServerConfig) -> ServerHandle:
     """Loads the configured models (blocking until the first poll is done) and starts serving."""
     import grpc
 
+    from serving.server.errors import ParseErrorsAsInvalidArgument
     from serving.server.http import start_http
     from serving.server.manager import ModelManager, model_entries
     from serving.server.metrics import ServerMetrics
@@ -111,7 +112,8 @@ def serve(config: ServerConfig) -> ServerHandle:
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.so_reuseport", 0),  # two replicas must never share a port by accident
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"), options=options)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"), options=options,
+                         interceptors=[ParseErrorsAsInvalidArgument()])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics, config.model_base), server)
     address = f"{config.host}:{config.port}"

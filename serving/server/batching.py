@@ -41,7 +41,7 @@ class BatchingOptions:
             raise ConfigError(f"batching parameter batch_timeout_micros must be >= 0, got {self.batch_timeout_micros}")
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the queue removes tasks, and arrays have no truth value
 class _Task:
     signature: str
     arrays: dict[str, np.ndarray]

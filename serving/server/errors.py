@@ -39,3 +39,41 @@ def from_tf_error(error) -> RequestFailed:
     """A RequestFailed for a ``tf.errors.OpError`` with the same code and a one-line message."""
     code = _CODES_BY_NUMBER.get(error.error_code, grpc.StatusCode.INTERNAL)
     return RequestFailed(code, tf_error_summary(error.message or str(error)))
+
+
+class _Unparsable:
+    """What the lenient deserializer hands on instead of a request that does not parse."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+class ParseErrorsAsInvalidArgument(grpc.ServerInterceptor):
+    """Answers a request whose bytes do not parse (corrupt wire format, non-UTF-8 strings)
+    with INVALID_ARGUMENT naming the message type, where grpcio would say INTERNAL.
+
+    Usage::
+
+        grpc.server(executor, interceptors=[ParseErrorsAsInvalidArgument()])
+    """
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+            return handler
+        parse, behaviour = handler.request_deserializer, handler.unary_unary
+
+        def deserialize(data: bytes):
+            try:
+                return parse(data)
+            except Exception as error:  # noqa: BLE001 - protobuf raises DecodeError and friends
+                return _Unparsable(error)
+
+        def answer(request, context):
+            if isinstance(request, _Unparsable):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"{handler_call_details.method}: the request does not parse: {request.error}")
+            return behaviour(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(answer, request_deserializer=deserialize,
+                                                   response_serializer=handler.response_serializer)

@@ -20,7 +20,7 @@ import grpc
 
 from recommenders.errors import ConfigError
 from serving.server.batching import Batcher, BatchingOptions
-from serving.server.errors import RequestFailed
+from serving.server.errors import RequestFailed, from_tf_error
 from serving.server.servable import Servable
 from serving.warmup import read_warmup_requests
 
@@ -251,7 +251,12 @@ class ModelManager:
             servable = Servable(entry.name, version, path)
             replayed = self._warm_up(servable)
         except Exception as error:  # noqa: BLE001 - any load failure is reported, never fatal
-            code = error.code if isinstance(error, RequestFailed) else grpc.StatusCode.UNKNOWN
+            if isinstance(error, RequestFailed):
+                code = error.code
+            elif hasattr(error, "error_code"):  # tf.errors.OpError carries its status code
+                code = from_tf_error(error).code
+            else:
+                code = grpc.StatusCode.UNKNOWN
             message = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
             log.error("model %s: version %d failed to load: %s", entry.name, version, message)
             with self._lock:

@@ -22,6 +22,19 @@ def _dtype_name(number: int) -> str:
     return types_pb2.DataType.Name(number) if number in types_pb2.DataType.values() else str(number)
 
 
+def _check_batch(arrays: dict[str, np.ndarray], where: str) -> None:
+    """Every input of a contract signature has the batch first; rows must agree and exist.
+
+    Without this a mismatched request is either answered with rows that belong to no one
+    or, with server-side batching, shifts the rows of the requests merged with it.
+    """
+    rows = {name: array.shape[0] for name, array in arrays.items() if array.ndim >= 1}
+    if len(set(rows.values())) > 1:
+        raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"inputs disagree on the batch size (dimension 0): {dict(sorted(rows.items()))} for {where}")
+    if rows and next(iter(rows.values())) == 0:
+        raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"empty batch: every input has 0 rows for {where}")
+
+
 class Servable:
     """A SavedModel version ready to answer Predict for any of its signatures.
 
@@ -89,6 +102,7 @@ class Servable:
                 arrays[name] = tf.make_ndarray(tensor)
             except (ValueError, TypeError) as error:
                 raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} cannot be decoded: {error}") from None
+        _check_batch(arrays, where)
         return arrays
 
     def run(self, signature_name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

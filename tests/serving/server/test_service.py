@@ -1,0 +1,167 @@
+"""The embedded server through TF Serving's official stubs: answers, errors, metrics."""
+
+import json
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import pytest
+
+from recommenders.tf_compat import tensorflow
+from serving import contract
+from serving.testing import expected_top_k, start_toy_server, warmup_inputs
+
+tf = tensorflow()
+from tensorflow_serving.apis import (  # noqa: E402
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    handle = start_toy_server(tmp_path_factory.mktemp("service"), enable_batching=True)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def stubs(server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
+    channel.close()
+
+
+def _request(model=contract.RECOMMEND_MODEL, inputs=None, **spec):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    for key, value in spec.items():
+        if key == "version":
+            request.model_spec.version.value = value
+        else:
+            setattr(request.model_spec, key, value)
+    default_inputs = warmup_inputs(model if model in contract.MODELS else contract.RECOMMEND_MODEL)
+    for name, values in (default_inputs if inputs is None else inputs).items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
+    return request
+
+
+def _fails(call, request, code, *fragments):
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request, timeout=10)
+    assert caught.value.code() is code
+    for fragment in fragments:
+        assert fragment in caught.value.details()
+    return caught.value.details()
+
+
+def test_official_client_gets_the_models_answer(stubs):
+    response = stubs[0].Predict(_request(signature_name="recommend"), timeout=10)
+    assert (response.model_spec.name, response.model_spec.version.value, response.model_spec.signature_name) == ("recommend", 1, "recommend")
+    ids = tf.make_ndarray(response.outputs[contract.ITEM_IDS])[0]
+    assert [item.decode() for item in ids] == [item for item, _ in expected_top_k(50, 1, 5, ("item-001",))]
+
+
+def test_output_filter_returns_only_the_named_outputs(stubs):
+    request = _request()
+    request.output_filter.append(contract.SCORES)
+    assert set(stubs[0].Predict(request, timeout=10).outputs) == {contract.SCORES}
+    request.output_filter.append("logits")
+    _fails(stubs[0].Predict, request, grpc.StatusCode.INVALID_ARGUMENT, "'logits'")
+
+
+def test_missing_and_extra_inputs_are_named(stubs):
+    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    del inputs[contract.K]
+    inputs["colour"] = np.array(["red"], dtype=object)
+    _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "missing input(s) ['k']", "unexpected input(s) ['colour']")
+
+
+def test_wrong_dtype_and_rank_are_named(stubs):
+    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs[contract.K] = np.array([5], dtype=np.int64)
+    _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "input 'k' has dtype DT_INT64", "DT_INT32")
+    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs[contract.SESSION_ITEM_IDS] = np.array(["item-001"], dtype=object)
+    _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "input 'session_item_ids' has shape [1]")
+
+
+def test_model_errors_keep_their_code_and_message(stubs):
+    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs[contract.K] = np.array([0], dtype=np.int32)
+    details = _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "k must be in 1..50")
+    assert "\n" not in details
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ({"model": "nope"}, "model 'nope' is not served"),
+        ({"version": 42}, "version 42 of model 'recommend' is not available"),
+        ({"version_label": "canary"}, "no version label 'canary'"),
+        ({"signature_name": "classify"}, "signature 'classify' not found"),
+    ],
+)
+def test_unknown_models_versions_labels_and_signatures_are_not_found(stubs, spec, fragment):
+    _fails(stubs[0].Predict, _request(**spec), grpc.StatusCode.NOT_FOUND, fragment)
+
+
+def test_classify_regress_and_multi_inference_are_unimplemented(stubs):
+    prediction = stubs[0]
+    _fails(prediction.Classify, classification_pb2.ClassificationRequest(), grpc.StatusCode.UNIMPLEMENTED, "Classify is not implemented", "Predict")
+    _fails(prediction.Regress, regression_pb2.RegressionRequest(), grpc.StatusCode.UNIMPLEMENTED, "Regress is not implemented")
+    _fails(prediction.MultiInference, inference_pb2.MultiInferenceRequest(), grpc.StatusCode.UNIMPLEMENTED, "MultiInference")
+
+
+def test_metadata_returns_the_saved_signature_defs(stubs):
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = contract.RANKING_MODEL
+    response = stubs[0].GetModelMetadata(request, timeout=10)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    rank = signatures.signature_def[contract.SIGNATURES[contract.RANKING_MODEL]]
+    assert set(rank.inputs) == set(contract.INPUTS[contract.RANKING_MODEL])
+    assert set(rank.outputs) == set(contract.OUTPUTS[contract.RANKING_MODEL])
+    request.metadata_field[:] = ["graph"]
+    _fails(stubs[0].GetModelMetadata, request, grpc.StatusCode.INVALID_ARGUMENT, "metadata_field")
+
+
+def test_status_reports_available_versions_and_label_lookups(stubs):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = contract.RECOMMEND_MODEL
+    request.model_spec.version_label = contract.STABLE_LABEL
+    response = stubs[1].GetModelStatus(request, timeout=10)
+    assert [(s.version, s.state) for s in response.model_version_status] == [(1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+
+
+def test_reload_config_rejects_paths_outside_the_model_base(stubs):
+    request = model_management_pb2.ReloadConfigRequest(config=model_server_config_pb2.ModelServerConfig())
+    request.config.model_config_list.config.add(name="evil", base_path="../../etc", model_platform="tensorflow")
+    _fails(stubs[1].HandleReloadConfigRequest, request, grpc.StatusCode.INVALID_ARGUMENT, "outside the model base")
+
+
+def test_metrics_count_requests_and_errors_by_model_and_version(server, stubs):
+    stubs[0].Predict(_request(contract.RETRIEVAL_MODEL), timeout=10)
+    _fails(stubs[0].Predict, _request(version=42), grpc.StatusCode.NOT_FOUND)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/monitoring/prometheus/metrics", timeout=10).read().decode()
+    assert 'tfserving_requests_total{method="Predict",model="retrieval",version="1"}' in text
+    assert 'tfserving_errors_total{code="NOT_FOUND",method="Predict",model="recommend",version=""}' in text
+    assert 'tfserving_request_latency_seconds_bucket{le="0.005",method="Predict",model="retrieval",version="1"}' in text
+    assert 'tfserving_batch_size_count{model="retrieval",version="1"}' in text
+
+
+def test_rest_model_status_is_what_readiness_probes_read(server):
+    body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/recommend", timeout=10).read())
+    assert body["model_version_status"][0]["state"] == "AVAILABLE"
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/nope", timeout=10)
+    assert caught.value.code == 404
