@@ -1,0 +1,188 @@
+"""Learning floors, export round trips and recommend-path behaviour of a trained small-shop run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import recommenders  # noqa: F401
+from recommenders.data.dataset import load_prepared
+from recommenders.errors import ModelError
+from recommenders.evaluation.cases import make_next_item_cases
+from recommenders.models.export import export_models
+from recommenders.models.inference import session_inputs
+from recommenders.tf_compat import tensorflow
+from recommenders.workflow import TrainedModels, evaluate_run, export_run
+from serving import contract
+
+tf = tensorflow()
+
+
+@pytest.fixture(scope="module")
+def models(trained_run_dir):
+    return TrainedModels(trained_run_dir)
+
+
+@pytest.fixture(scope="module")
+def evaluation(small_shop_dir, trained_run_dir):
+    return evaluate_run(small_shop_dir, trained_run_dir, k_values=(10, 20))
+
+
+@pytest.fixture(scope="module")
+def test_cases(small_shop_dir):
+    return make_next_item_cases(load_prepared(small_shop_dir).test)
+
+
+def _metrics(report):
+    return {result.name: result.metrics for result in report.results}
+
+
+def test_retrieval_clearly_beats_popularity_and_markov(evaluation):
+    metrics = _metrics(evaluation.overall)
+    retrieval = metrics["retrieval (LSTM two-tower)"]
+    assert retrieval["HR@20"] > 2.5 * metrics["popularity"]["HR@20"]
+    assert retrieval["HR@20"] > metrics["markov-1"]["HR@20"] + 0.02
+    assert retrieval["HR@10"] > metrics["markov-1"]["HR@10"]
+
+
+def test_recommend_path_keeps_retrieval_quality(evaluation):
+    metrics = _metrics(evaluation.overall)
+    assert metrics["recommend (retrieve+rank)"]["HR@20"] >= metrics["retrieval (LSTM two-tower)"]["HR@20"] - 0.02
+
+
+def test_ranking_auc_is_well_above_chance_for_every_task(trained_run_dir):
+    ranking = json.loads((trained_run_dir / "validation_metrics.json").read_text())["ranking"]
+    for task in ("click", "cart", "purchase"):
+        assert ranking[f"val_{task}_auc"] > 0.7, task
+
+
+def test_personalized_search_uses_the_query(models, test_cases):
+    searched = test_cases.take(np.flatnonzero(test_cases.queries != ""))
+    assert len(searched) > 50
+
+    def hit_rate(cases):
+        inputs = session_inputs(cases, 20)
+        inputs[contract.K] = np.full(len(cases), 10, np.int32)
+        inputs[contract.EXCLUDE_ITEM_IDS] = np.full((len(cases), 1), "", dtype=object)
+        found = models.recommend.recommend(**{k: tf.constant(v.astype(str) if v.dtype == object else v)
+                                              for k, v in inputs.items()})[contract.ITEM_IDS].numpy().astype(str)
+        return np.mean([t in row for t, row in zip(cases.targets, found)])
+
+    without_query = searched.take(np.arange(len(searched)))
+    object.__setattr__(without_query, "queries", np.full(len(searched), "", dtype=object))
+    assert hit_rate(searched) > hit_rate(without_query) + 0.05
+
+
+def _request(cases, k, exclude=None):
+    inputs = session_inputs(cases, 20)
+    inputs[contract.K] = np.full(len(cases), k, np.int32)
+    width = max([len(e) for e in exclude] + [1]) if exclude else 1
+    excluded = np.full((len(cases), width), "", dtype=object)
+    for row, items in enumerate(exclude or []):
+        excluded[row, : len(items)] = items
+    inputs[contract.EXCLUDE_ITEM_IDS] = excluded
+    return {name: tf.constant(values.astype(str) if values.dtype == object else values) for name, values in inputs.items()}
+
+
+def test_excluded_and_purchased_items_are_never_recommended(models, test_cases):
+    cases = test_cases.take(np.arange(40))
+    first = models.recommend.recommend(**_request(cases, 10))[contract.ITEM_IDS].numpy().astype(str)
+    exclude = [list(row[:3]) for row in first]
+    again = models.recommend.recommend(**_request(cases, 10, exclude))[contract.ITEM_IDS].numpy().astype(str)
+    for row, banned in enumerate(exclude):
+        assert not set(banned) & set(again[row])
+        assert list(again[row][:7]) != list(first[row][:7]) or not banned
+        purchased = {i for i, t in zip(cases.prefix_item_ids[row], cases.prefix_event_types[row]) if t == "purchase"}
+        assert not purchased & set(again[row])
+
+
+def test_per_row_k_blanks_the_tail(models, test_cases):
+    request = _request(test_cases.take([0, 1]), 5)
+    request[contract.K] = tf.constant([2, 5], tf.int32)
+    out = models.retrieval.retrieve(**{k: v for k, v in request.items() if k != contract.EXCLUDE_ITEM_IDS})
+    ids, scores = out[contract.ITEM_IDS].numpy().astype(str), out[contract.SCORES].numpy()
+    assert (ids[0, 2:] == "").all() and np.isneginf(scores[0, 2:]).all()
+    assert (ids[1] != "").all()
+
+
+@pytest.mark.parametrize("k, message", [(0, "k must be at least 1"), (10**6, "k must be at most")])
+def test_k_out_of_range_is_an_invalid_argument_naming_k(models, test_cases, k, message):
+    request = _request(test_cases.take([0]), 1)
+    request[contract.K] = tf.constant([k], tf.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        models.recommend.recommend(**request)
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved_models")
+    return base, export_run(trained_run_dir, base)
+
+
+def test_export_is_atomic_and_versions_are_immutable(exported, models):
+    base, paths = exported
+    assert {name: path.name for name, path in paths.items()} == {name: "1" for name in contract.MODELS}
+    assert not [p for p in base.rglob(".tmp-*")]
+    with pytest.raises(ModelError, match="already exists"):
+        export_models(models.retrieval_model, models.ranking_model, base, version=1)
+    assert not [p for p in base.rglob(".tmp-*")]
+
+
+def test_saved_model_cli_shows_named_signatures(exported):
+    _, paths = exported
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    shown = subprocess.run([str(cli), "show", "--dir", str(paths["recommend"]), "--all"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "signature_def['recommend']" in shown and "signature_def['serving_default']" in shown
+    for name in contract.INPUTS[contract.RECOMMEND_MODEL]:
+        assert f"inputs['{name}']" in shown
+    for name in contract.OUTPUTS[contract.RECOMMEND_MODEL]:
+        assert f"outputs['{name}']" in shown
+    assert "output_1" not in shown
+
+
+@pytest.mark.parametrize("model_name", contract.MODELS)
+def test_tf1_savedmodelbundle_path_gives_identical_scores(exported, models, test_cases, model_name):
+    """Load as TF Serving does (v1 loader, tag 'serve', signature by name) and compare."""
+    _, paths = exported
+    cases = test_cases.take(np.arange(16))
+    request = _request(cases, 10)
+    if model_name == contract.RANKING_MODEL:
+        request.pop(contract.K), request.pop(contract.EXCLUDE_ITEM_IDS)
+        request[contract.CANDIDATE_ITEM_IDS] = tf.constant(np.array([models.retrieval_model.vocab.item_ids[:7]] * 16))
+        in_process = models.ranking.rank(**request)
+    elif model_name == contract.RETRIEVAL_MODEL:
+        request.pop(contract.EXCLUDE_ITEM_IDS)
+        in_process = models.retrieval.retrieve(**request)
+    else:
+        in_process = models.recommend.recommend(**request)
+
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(paths[model_name]))
+        signature = meta_graph.signature_def[contract.SIGNATURES[model_name]]
+        feed = {graph.get_tensor_by_name(signature.inputs[name].name): value.numpy() for name, value in request.items()}
+        fetch = {name: graph.get_tensor_by_name(info.name) for name, info in signature.outputs.items()}
+        served = session.run(fetch, feed_dict=feed)
+    assert set(served) == set(contract.OUTPUTS[model_name])
+    for name, value in served.items():
+        expected = in_process[name].numpy()
+        if value.dtype == object:
+            np.testing.assert_array_equal(value, expected)
+        else:
+            np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_warmup_requests_and_metadata_travel_with_each_version(exported):
+    from serving.warmup import read_warmup_requests
+
+    _, paths = exported
+    for name, path in paths.items():
+        records = read_warmup_requests(path)
+        assert len(records) == 1 and records[0].predict_log.request.model_spec.name == name
+        assert json.loads((path / "assets.extra" / "recsys_model.json").read_text())["model"] == name
