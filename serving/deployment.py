@@ -56,7 +56,7 @@ class DeploymentConfig:
     image: str = "tensorflow/serving:2.18.0-gpu"
     replicas: int = 2
     gpus_per_replica: int = 1
-    host_model_dir: str = "./saved_models"  # docker-compose bind mount source
+    host_model_dir: str = "../saved_models"  # docker-compose bind mount source, relative to its file
 
     def __post_init__(self):
         if self.version_policy not in POLICIES:
@@ -122,24 +122,48 @@ def monitoring_config_text(config: DeploymentConfig) -> str:
     return text_format.MessageToString(monitoring)
 
 
-def server_flags(config: DeploymentConfig, config_dir: str, port: int = GRPC_PORT, rest_port: int = REST_PORT) -> list[str]:
-    """tensorflow_model_server flags reading the generated files from ``config_dir``."""
-    return [
+def server_flags(
+    config: DeploymentConfig,
+    models_config: str,
+    batching_config: str | None,
+    monitoring_config: str,
+    port: int = GRPC_PORT,
+    rest_port: int = REST_PORT,
+) -> list[str]:
+    """tensorflow_model_server flags for the given config file paths (batching off if None)."""
+    flags = [
         f"--port={port}",
         f"--rest_api_port={rest_port}",
-        f"--model_config_file={config_dir}/{MODELS_CONFIG}",
+        f"--model_config_file={models_config}",
         f"--model_config_file_poll_wait_seconds={config.model_config_file_poll_wait_seconds}",
         f"--file_system_poll_wait_seconds={config.file_system_poll_wait_seconds}",
-        "--enable_batching=true",
-        f"--batching_parameters_file={config_dir}/{BATCHING_CONFIG}",
-        f"--monitoring_config_file={config_dir}/{MONITORING_CONFIG}",
+        f"--monitoring_config_file={monitoring_config}",
         # A label may be set for a canary before it finished loading without failing the config.
         "--allow_version_labels_for_unavailable_models=true",
     ]
+    if batching_config is not None:
+        flags += ["--enable_batching=true", f"--batching_parameters_file={batching_config}"]
+    return flags
+
+
+def container_flags(config: DeploymentConfig) -> list[str]:
+    """The flags for the container images, reading the configs mounted at /config."""
+    return server_flags(
+        config,
+        f"{CONFIG_DIR_IN_CONTAINER}/{MODELS_CONFIG}",
+        f"{CONFIG_DIR_IN_CONTAINER}/{BATCHING_CONFIG}",
+        f"{CONFIG_DIR_IN_CONTAINER}/{MONITORING_CONFIG}",
+    )
 
 
 def _readiness_model(config: DeploymentConfig) -> str:
     return contract.RECOMMEND_MODEL if contract.RECOMMEND_MODEL in config.models else config.models[0]
+
+
+def _bash_http_probe(path: str) -> str:
+    return (
+        f"exec 3<>/dev/tcp/127.0.0.1/{REST_PORT} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q AVAILABLE <&3"
+    )
 
 
 def docker_compose(config: DeploymentConfig) -> dict:
@@ -148,14 +172,15 @@ def docker_compose(config: DeploymentConfig) -> dict:
     for index in range(config.replicas):
         services[f"recsys-serving-{index}"] = {
             "image": config.image,
-            "command": server_flags(config, CONFIG_DIR_IN_CONTAINER),
+            "command": container_flags(config),
             "ports": [f"{GRPC_PORT + 10 * index}:{GRPC_PORT}", f"{REST_PORT + 10 * index}:{REST_PORT}"],
             "volumes": [f"{config.host_model_dir}:{config.model_base}:ro", f"./:{CONFIG_DIR_IN_CONTAINER}:ro"],
             "deploy": {
                 "resources": {"reservations": {"devices": [{"driver": "nvidia", "count": config.gpus_per_replica, "capabilities": ["gpu"]}]}}
             },
             "healthcheck": {
-                "test": ["CMD-SHELL", f"curl -fsS localhost:{REST_PORT}/v1/models/{_readiness_model(config)} | grep -q AVAILABLE"],
+                # The tensorflow/serving image has bash but no curl.
+                "test": ["CMD", "bash", "-c", _bash_http_probe(f"/v1/models/{_readiness_model(config)}")],
                 "interval": "10s",
                 "timeout": "3s",
                 "retries": 30,
@@ -172,7 +197,7 @@ def kubernetes(config: DeploymentConfig) -> list[dict]:
     container = {
         "name": "tensorflow-serving",
         "image": config.image,
-        "args": server_flags(config, CONFIG_DIR_IN_CONTAINER),
+        "args": container_flags(config),
         "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "rest", "containerPort": REST_PORT}],
         "resources": {"limits": {"nvidia.com/gpu": config.gpus_per_replica}},
         "readinessProbe": {

@@ -14,7 +14,7 @@ import sys
 from recommenders.errors import RecsysError
 
 # Modules under recommenders/cli/ that contribute subcommands, in help order.
-COMMAND_MODULES = ("data", "models", "drill", "tune")
+COMMAND_MODULES = ("data", "models", "serve", "drill", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

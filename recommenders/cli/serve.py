@@ -1,0 +1,158 @@
+"""``recsys serve`` and ``recsys serve-config``: run TF Serving (or the embedded server), write its configs."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from recommenders.errors import ConfigError
+from serving import contract
+
+MODEL_SERVER_BINARY = "tensorflow_model_server"
+
+
+def register(subparsers) -> None:
+    """Adds ``serve`` and ``serve-config`` to the ``recsys`` parser."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve exported models over gRPC (tensorflow_model_server if on PATH, else the embedded server)",
+        description="Runs tensorflow_model_server with the generated flags when it is on PATH; otherwise starts the "
+        "embedded TF-Serving-compatible server on the same directory and config. The first line says which.",
+    )
+    serve.add_argument("--model-base", type=Path, required=True, help="directory holding <model>/<version>/ SavedModels")
+    serve.add_argument("--config", type=Path, help="models.config (text ModelServerConfig); default: generated for the models found")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (embedded server; TF Serving binds all)")
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST/metrics port (0: pick a free one)")
+    serve.add_argument("--batching-config", type=Path, help="BatchingParameters file; enables batching")
+    serve.add_argument("--monitoring-config", type=Path, help="MonitoringConfig file (Prometheus path); default: generated")
+    serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new model versions")
+    serve.add_argument("--max-message-mb", type=int, default=16, help="largest gRPC message accepted, in MiB")
+    serve.add_argument("--embedded", action="store_true", help="use the embedded server even if tensorflow_model_server is on PATH")
+    serve.set_defaults(func=_serve)
+
+    config = subparsers.add_parser(
+        "serve-config",
+        help="write models.config, batching and monitoring configs, docker-compose.yml and kubernetes.yaml",
+        description="Generates TF Serving deployment files for the retrieval, ranking and recommend models.",
+    )
+    config.add_argument("--out", type=Path, required=True, help="directory to write into")
+    config.add_argument("--model-base", default="/models", help="model base path as the server sees it (default: /models in the container)")
+    config.add_argument("--models", nargs="+", default=list(contract.MODELS), help="models to serve")
+    config.add_argument("--policy", choices=("latest", "all", "specific"), default="latest", help="model version policy")
+    config.add_argument("--num-versions", type=int, default=2, help="versions kept loaded with --policy latest")
+    config.add_argument("--versions", type=int, nargs="+", default=(), help="versions served with --policy specific")
+    config.add_argument("--stable", type=int, help="version labelled 'stable'")
+    config.add_argument("--canary", type=int, help="version labelled 'canary'")
+    config.add_argument("--max-batch-size", type=int, default=64)
+    config.add_argument("--batch-timeout-micros", type=int, default=2000)
+    config.add_argument("--replicas", type=int, default=2)
+    config.add_argument("--image", default="tensorflow/serving:2.18.0-gpu", help="TF Serving image for docker-compose/Kubernetes")
+    config.add_argument("--configs-only", action="store_true", help="write only the three TF Serving config files")
+    config.set_defaults(func=_serve_config)
+
+
+def _serve_config(args: argparse.Namespace) -> int:
+    from serving.deployment import DeploymentConfig, write_configs, write_deployment
+
+    deployment = DeploymentConfig(
+        model_base=args.model_base,
+        models=tuple(args.models),
+        version_policy=args.policy,
+        num_versions=args.num_versions,
+        specific_versions=tuple(args.versions),
+        stable_version=args.stable,
+        canary_version=args.canary,
+        max_batch_size=args.max_batch_size,
+        batch_timeout_micros=args.batch_timeout_micros,
+        replicas=args.replicas,
+        image=args.image,
+    )
+    written = (write_configs if args.configs_only else write_deployment)(deployment, args.out)
+    for path in written.values():
+        print(path)
+    return 0
+
+
+def _local_configs(model_base: Path, out_dir: Path) -> dict[str, Path]:
+    from serving.deployment import DeploymentConfig, write_configs
+
+    models = tuple(model for model in contract.MODELS if (model_base / model).is_dir())
+    if not models:
+        raise ConfigError(f"--model-base {model_base} holds none of the models {list(contract.MODELS)}; export them first")
+    return write_configs(DeploymentConfig(model_base=str(model_base.resolve()), models=models), out_dir)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not args.model_base.is_dir():
+        raise ConfigError(f"--model-base {args.model_base} is not a directory")
+    for flag, path in (("--config", args.config), ("--batching-config", args.batching_config), ("--monitoring-config", args.monitoring_config)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag} {path} does not exist")
+    with tempfile.TemporaryDirectory(prefix="recsys-serve-") as generated:
+        defaults = _local_configs(args.model_base, Path(generated)) if args.config is None or args.monitoring_config is None else {}
+        models_config = args.config or defaults["models.config"]
+        monitoring_config = args.monitoring_config or defaults["monitoring.config"]
+        binary = None if args.embedded else shutil.which(MODEL_SERVER_BINARY)
+        if binary is not None:
+            return _run_model_server(binary, args, models_config, monitoring_config)
+        return _run_embedded(args, models_config, monitoring_config)
+
+
+def _run_model_server(binary: str, args, models_config: Path, monitoring_config: Path) -> int:
+    from serving.deployment import DeploymentConfig, server_flags
+
+    poll = max(1, round(args.poll_seconds))  # TF Serving takes whole seconds
+    deployment = DeploymentConfig(file_system_poll_wait_seconds=poll, model_config_file_poll_wait_seconds=poll)
+    flags = server_flags(
+        deployment,
+        str(models_config),
+        None if args.batching_config is None else str(args.batching_config),
+        str(monitoring_config),
+        port=args.port,
+        rest_port=args.rest_port,
+    )
+    print(f"recsys serve: running {binary} {' '.join(flags)}", flush=True)
+    return subprocess.call([binary, *flags])
+
+
+def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
+    import logging
+
+    print(f"recsys serve: {MODEL_SERVER_BINARY} not on PATH or --embedded given; starting the embedded server", flush=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    import recommenders  # noqa: F401 - selects Keras 2 before TensorFlow loads
+    from serving.server import ServerConfig, serve
+
+    handle = serve(
+        ServerConfig(
+            models_config,
+            model_base=args.model_base,
+            host=args.host,
+            port=args.port,
+            rest_port=args.rest_port,
+            poll_seconds=args.poll_seconds,
+            enable_batching=args.batching_config is not None,
+            batching_parameters_file=args.batching_config,
+            monitoring_config_file=monitoring_config,
+            max_message_bytes=args.max_message_mb * 1024 * 1024,
+        )
+    )
+    print(f"recsys serve: gRPC on {args.host}:{handle.port}, REST/metrics on {args.host}:{handle.rest_port}", flush=True)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM (docker stop, kubelet) stops like Ctrl-C
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        handle.wait()
+    except KeyboardInterrupt:
+        print("recsys serve: stopping", flush=True)
+    finally:
+        handle.stop()
+    return 0

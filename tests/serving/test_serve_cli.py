@@ -1,0 +1,82 @@
+"""``recsys serve`` and ``recsys serve-config`` as a user runs them."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+
+import recommenders  # noqa: F401 - Keras 2 before the official protos pull in TensorFlow
+from recommenders.cli import main
+from serving import contract
+from serving.client import RecommenderClient
+from serving.testing import expected_top_k, export_toy_models
+from tensorflow_serving.config import model_server_config_pb2
+
+
+def test_serve_config_writes_every_deployment_file(tmp_path, capsys):
+    assert main(["serve-config", "--out", str(tmp_path), "--stable", "2", "--canary", "3", "--replicas", "1"]) == 0
+    names = {Path(line).name for line in capsys.readouterr().out.split()}
+    assert names == {"models.config", "batching_parameters.txt", "monitoring.config", "docker-compose.yml", "kubernetes.yaml"}
+    config = text_format.Parse((tmp_path / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    assert {dict(entry.version_labels)["canary"] for entry in config.model_config_list.config} == {3}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["serve", "--model-base", "/no/such/dir"], "--model-base /no/such/dir is not a directory"),
+        (["serve-config", "--out", "x", "--policy", "specific"], "needs specific_versions"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_an_empty_model_base_is_refused(tmp_path, capsys):
+    assert main(["serve", "--model-base", str(tmp_path), "--embedded"]) == 2
+    assert "holds none of the models" in capsys.readouterr().err
+
+
+def test_tensorflow_model_server_on_path_gets_the_generated_flags(tmp_path):
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,), warmup=False)
+    fake = tmp_path / "bin" / "tensorflow_model_server"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path / 'argv'}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    batching = tmp_path / "batching.txt"
+    batching.write_text("max_batch_size { value: 8 }\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "recommenders", "serve", "--model-base", str(tmp_path / "models"), "--batching-config", str(batching)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(f"recsys serve: running {fake}")
+    flags = dict(line.lstrip("-").split("=", 1) for line in (tmp_path / "argv").read_text().split())
+    assert flags["port"] == "8500" and flags["rest_api_port"] == "8501"
+    assert flags["enable_batching"] == "true" and flags["batching_parameters_file"] == str(batching)
+    assert "monitoring_config_file" in flags and "model_config_file_poll_wait_seconds" in flags
+
+
+def test_without_tensorflow_model_server_the_embedded_server_answers(tmp_path):
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,))
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recommenders", "serve", "--model-base", str(tmp_path / "models"), "--port", "0", "--rest-port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        first = process.stdout.readline()
+        assert "not on PATH" in first and "embedded server" in first
+        address = process.stdout.readline().split("gRPC on ")[1].split(",")[0]
+        with RecommenderClient([address], deadline_s=10.0) as client:
+            assert client.recommend(["item-001"], k=3) == expected_top_k(50, 1, 3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
