@@ -8,6 +8,7 @@ so workers and the chief all shut down the way they do after ``max_trials``.
 Example:
 
 >>> import keras_tuner
+from keras_tuner.src.tuners.gridsearch import LinkedList
 >>> space = keras_tuner.HyperParameters()
 >>> _ = space.Choice("embedding_dim", [32, 64])
 >>> oracle = make_oracle("random", keras_tuner.Objective("val_HR@20", "max"), space, max_trials=5,
@@ -18,10 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 
 import recommenders  # noqa: F401  (selects Keras 2 before keras_tuner imports TensorFlow)
 import keras_tuner
+from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from recommenders.errors import ConfigError
 
@@ -46,6 +49,26 @@ class WallClockBudget:
         return super().create_trial(tuner_id)
 
 
+class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+    """The grid oracle, able to resume.
+
+    keras-tuner 1.4.8's grid oracle keeps its place in the grid (the tried combinations
+    in grid order, and the trials whose successor is still to be generated) only in
+    memory, so a reloaded grid search stops at once. Both are rebuilt here from the
+    reloaded trials: grid order is the oracle's own comparison of their values.
+    """
+
+    def set_state(self, state):
+        super().set_state(state)
+        self._ordered_ids = LinkedList()
+        by_grid_order = functools.cmp_to_key(
+            lambda a, b: self._compare(self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values))
+        for trial_id in sorted(self.trials, key=by_grid_order):
+            self._ordered_ids.insert(trial_id)
+        # Successors of tried combinations that exist already are skipped by populate_space.
+        self._populate_next = list(self.end_order)
+
+
 def _budgeted(oracle_class):
     return type(f"Budgeted{oracle_class.__name__}", (WallClockBudget, oracle_class), {})
 
@@ -54,7 +77,7 @@ ORACLES = {
     "random": _budgeted(keras_tuner.oracles.RandomSearchOracle),
     "bayesian": _budgeted(keras_tuner.oracles.BayesianOptimizationOracle),
     "hyperband": _budgeted(keras_tuner.oracles.HyperbandOracle),
-    "grid": _budgeted(keras_tuner.oracles.GridSearchOracle),
+    "grid": _budgeted(ResumableGridSearchOracle),
 }
 
 

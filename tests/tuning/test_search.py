@@ -1,0 +1,87 @@
+"""A tiny grid search on the synthetic shop: leaderboard, TensorBoard, resume, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recommenders.models.config import RankingConfig, TrainConfig
+from tests.tuning.conftest import LEARNING_RATES
+from tuning.search import TuningConfig, retrain_and_export, run_search
+
+TRAIN = TrainConfig(epochs=1, max_length=10, verbose=0)
+TINY_RANKER = RankingConfig(embedding_dim=8, output_dim=8, feature_dim=4, lstm_units=8, deep_units=(8,),
+                            max_title_tokens=4)
+
+
+def search(shop, space_file, directory, max_trials):
+    config = TuningConfig(kind="retrieval", tuner="grid", max_trials=max_trials, directory=str(directory),
+                          project_name="tiny", space_file=str(space_file))
+    return run_search(shop[0], config, train_config=TRAIN)
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_shop, tiny_space_file, tmp_path_factory):
+    """A finished two-trial search (learning rates 1e-6 and 0.01)."""
+    return search(tiny_shop, tiny_space_file, tmp_path_factory.mktemp("search"), max_trials=2)
+
+
+def test_leaderboard_ranks_completed_trials_best_first(finished):
+    table = finished.leaderboard
+    assert list(table["status"]) == ["COMPLETED", "COMPLETED"]
+    assert list(table["hp:learning_rate"]) == [LEARNING_RATES[1], LEARNING_RATES[0]]
+    assert table["val_HR@20"].is_monotonic_decreasing
+    # Known structure: a trained model finds the next item far more often than an untrained one.
+    assert table["val_HR@20"].iloc[0] > table["val_HR@20"].iloc[1] + 0.05
+    assert set(table["tuner_id"]) == {"tuner0"} and (table["epochs"] == 1).all()
+
+
+def test_tensorboard_has_the_hparams_experiment_and_per_trial_sessions_with_curves(finished):
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    log_dir = finished.tuner.tensorboard_dir
+    multiplexer = EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(log_dir))
+    multiplexer.Reload()
+    hparams_runs = multiplexer.PluginRunToTagToContent("hparams")
+    assert "." in hparams_runs  # the experiment: space and metric columns
+    for trial_id in finished.leaderboard["trial_id"]:
+        assert f"trial_{trial_id}" in hparams_runs  # the trial's values
+        assert {f"trial_{trial_id}/train", f"trial_{trial_id}/validation"} <= set(multiplexer.Runs())
+        assert "val_HR@20" in multiplexer.Runs()[f"trial_{trial_id}"]["tensors"]
+
+
+def test_best_trial_retrained_and_exported_beats_the_worst_trial(finished, tiny_shop, tmp_path):
+    import tensorflow as tf
+
+    from recommenders.evaluation.cases import make_next_item_cases
+    from recommenders.evaluation.harness import evaluate
+    from recommenders.models.inference import SignatureRecommender
+
+    exported = retrain_and_export(finished, tiny_shop[0], tmp_path / "saved_models", other_model_config=TINY_RANKER)
+    assert {name: path.name for name, path in exported.items()} == {"retrieval": "1", "ranking": "1", "recommend": "1"}
+    metadata = json.loads((exported["retrieval"] / "assets.extra" / "recsys_model.json").read_text())
+    assert metadata["tuning"]["hyperparameters"]["learning_rate"] == LEARNING_RATES[1]
+
+    loaded = tf.saved_model.load(str(exported["retrieval"]))
+    report = evaluate({"tuned": SignatureRecommender(loaded.signatures["retrieve"])},
+                      make_next_item_cases(tiny_shop[0].test), k_values=(20,), catalog_size=300)
+    worst = finished.leaderboard["val_HR@20"].min()
+    assert report.result("tuned").metrics["HR@20"] > worst + 0.05
+
+
+def test_rerun_with_one_more_trial_resumes_and_runs_only_the_new_trial(finished, tiny_shop, tiny_space_file):
+    project = finished.tuner.project_dir
+    records = [Path(finished.tuner.get_trial_dir(trial_id)) / "recsys_trial.json"
+               for trial_id in finished.leaderboard["trial_id"]]
+    written = [path.stat().st_mtime_ns for path in records]
+
+    resumed = search(tiny_shop, tiny_space_file, finished.config.directory, max_trials=3)
+
+    assert resumed.tuner.project_dir == project
+    assert sorted(resumed.leaderboard["trial_id"]) == ["0", "1", "2"]
+    assert [path.stat().st_mtime_ns for path in records] == written  # finished trials were not rerun
+    new = resumed.leaderboard.set_index("trial_id").loc["2"]
+    assert new["status"] == "COMPLETED" and new["hp:learning_rate"] == LEARNING_RATES[2]
