@@ -18,7 +18,7 @@ from tuning.tuner import TRIAL_INFO_FILE
 _STATUS_ORDER = {"COMPLETED": 0, "RUNNING": 1, "INVALID": 2, "FAILED": 3}
 
 
-def _reason(message: str | None) -> str:
+def failure_reason(message: str | None) -> str:
     """The last non-empty line of a trial's traceback: the exception and its message."""
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -42,7 +42,7 @@ def leaderboard(project_dir: str | Path, objective_metric: str, direction: str =
                "objective": metrics.pop(objective_metric, None), **metrics,
                "tuner_id": info.get("tuner_id", ""), "seconds": info.get("seconds")}
         row.update({f"hp:{name}": value for name, value in trial.hyperparameters.values.items()})
-        row["reason"] = _reason(trial.message) if trial.status != "COMPLETED" else ""
+        row["reason"] = failure_reason(trial.message) if trial.status != "COMPLETED" else ""
         rows.append(row)
     table = pd.DataFrame(rows).rename(columns={"objective": objective_metric})
     table["_status"] = table["status"].map(_STATUS_ORDER).fillna(len(_STATUS_ORDER))

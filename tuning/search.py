@@ -27,7 +27,7 @@ from recommenders.errors import ConfigError, DataError
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.training import train_ranking, train_retrieval
-from tuning.leaderboard import leaderboard
+from tuning.leaderboard import failure_reason, leaderboard
 from tuning.objective import TrialObjective, parse_objective
 from tuning.oracles import ORACLES, make_oracle
 from tuning.space import Choice, Fixed, KINDS, field_type, load_space
@@ -148,7 +148,14 @@ def run_search(prepared, config: TuningConfig, model_config=None, train_config: 
     this_role = role()
     data = None if this_role == "chief" else TuningData.build(prepared, tuner.objective, config.max_validation_cases,
                                                               config.seed)
-    tuner.search(data)
+    try:
+        tuner.search(data)
+    except RuntimeError as exc:
+        # keras-tuner's oracle ends the search this way after max_consecutive_failed_trials.
+        if "consecutive failures" not in str(exc):
+            raise
+        raise ConfigError(f"search stopped after {config.max_consecutive_failed_trials} consecutive failed "
+                          f"trials; last reason: {failure_reason(str(exc))}") from None
     table = None if this_role == "worker" else leaderboard(tuner.project_dir, tuner.objective.metric,
                                                            tuner.objective.direction)
     return SearchResult(config, tuner.objective, tuner, this_role, table)
