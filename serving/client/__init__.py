@@ -7,10 +7,11 @@ Usage::
     client.recommend(["item-1", "item-2"], k=5)
 """
 
+from serving.client.aio import AsyncRecommenderClient
 from serving.client.channels import TlsConfig
 from serving.client.client import RecommenderClient
 from serving.client.errors import ServingError
 from serving.client.requests import Prediction, VersionStatus
 from serving.client.routing import LabelSplit
 
-__all__ = ["LabelSplit", "Prediction", "RecommenderClient", "ServingError", "TlsConfig", "VersionStatus"]
+__all__ = ["AsyncRecommenderClient", "LabelSplit", "Prediction", "RecommenderClient", "ServingError", "TlsConfig", "VersionStatus"]

@@ -18,21 +18,56 @@ from serving.client.routing import LabelSplit, TargetHealth, backoff_delay
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 
 
-class RecommenderClient:
-    """Calls TF Serving (or the embedded server) for recommendations, ranking and status.
+class RetryPlan:
+    """The attempts of one call: which replica next, how long to back off, when to give up.
 
-    ``targets`` are ``host:port`` replicas; calls fail over between them, retrying
-    UNAVAILABLE (and replicas that cannot connect within ``connect_timeout_s``) with
-    exponential backoff and jitter, all within ``deadline_s`` per call. Pin one version
-    (``version``) or label (``version_label``), or split traffic between labels by the
-    hash of the user (else session) id with ``label_split={"stable": 90, "canary": 10}``.
-
-    Usage::
-
-        with RecommenderClient(["localhost:8500"], deadline_s=0.5) as client:
-            client.recommend(["item-1", ("item-7", "cart", 1700000000)], k=10, user="u1")
-            # -> [("item-3", 4.2), ("item-9", 3.1), ...]
+    Shared by the sync and asyncio clients, which only differ in how they wait and call.
+    Iterating yields ``(target, sleep_s)``; report each attempt with :meth:`failed` or
+    :meth:`succeeded`.
     """
+
+    def __init__(self, health: TargetHealth, retries: int, deadline_s: float, backoff: tuple[float, float], rng: random.Random):
+        self._health = health
+        self._retries = retries
+        self._deadline_s = deadline_s
+        self._deadline = time.monotonic() + deadline_s
+        self._backoff = backoff
+        self._rng = rng
+        self._last_error = "no attempt made"
+
+    def __iter__(self):
+        tried: set[str] = set()
+        for attempt in range(self._retries + 1):
+            target = self._health.pick(avoid=tried)
+            sleep_s = 0.0
+            if target in tried:
+                # Every replica failed once already: back off before going round again.
+                tried.clear()
+                sleep_s = max(0.0, min(self.remaining(), backoff_delay(attempt, *self._backoff, self._rng)))
+            tried.add(target)
+            yield target, sleep_s
+
+    def remaining(self) -> float:
+        """Seconds left before the call's deadline (may be <= 0)."""
+        return self._deadline - time.monotonic()
+
+    def failed(self, target: str, reason: str) -> None:
+        """Records a retryable failure of ``target``."""
+        self._health.failed(target)
+        self._last_error = f"{target}: {reason}"
+
+    def succeeded(self, target: str) -> None:
+        """Records a successful call to ``target``."""
+        self._health.succeeded(target)
+
+    def exhausted(self, method: str) -> ServingError:
+        """The error to raise once every attempt failed or the deadline passed."""
+        code = grpc.StatusCode.UNAVAILABLE if self.remaining() > 0 else grpc.StatusCode.DEADLINE_EXCEEDED
+        return ServingError(code, f"{method} failed on every attempt within {self._deadline_s}s; last error: {self._last_error}")
+
+
+class ClientBase:
+    """Settings, routing and request/response shaping shared by the sync and async clients."""
 
     def __init__(
         self,
@@ -62,9 +97,79 @@ class RecommenderClient:
         self.split = LabelSplit(label_split) if label_split else None
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._connect_timeout_s = connect_timeout_s
+        self._tls = tls
+        self._max_message_bytes = max_message_bytes
         self._rng = random.Random(seed)
         self._health = TargetHealth(list(targets))
-        self._channels = {target: channels.open_channel(target, max_message_bytes, tls) for target in self._health.targets}
+
+    def label_for(self, routing_key: str | None) -> str | None:
+        """The version label a call with ``routing_key`` goes to (None: server default)."""
+        if self.split is not None:
+            return self.split.label_for(routing_key or "")
+        return self.version_label
+
+    def _pin(self, version, label, routing_key):
+        if version is not None or label is not None:
+            return version, label
+        if self.version is not None:
+            return self.version, None
+        return None, self.label_for(routing_key)
+
+    def _plan(self) -> RetryPlan:
+        return RetryPlan(self._health, self.retries, self.deadline_s, self._backoff, self._rng)
+
+    def _predict_request(self, model, inputs, signature, version, label, routing_key, output_filter):
+        version, label = self._pin(version, label, routing_key)
+        return requests.predict_request(model, inputs, signature, version, label, output_filter)
+
+    @staticmethod
+    def _top_k_inputs(session, k, user, query, exclude=None, with_exclude=False) -> dict:
+        inputs = sessions.session_inputs([session], [user], [query])
+        inputs[contract.K] = np.array([k], dtype=np.int32)
+        if with_exclude:
+            inputs[contract.EXCLUDE_ITEM_IDS] = sessions.pad_rows([sessions.id_list(exclude, "exclude")], "", object)
+        return inputs
+
+    @staticmethod
+    def _rank_inputs(session, candidates, user, query) -> tuple[dict, list[str]]:
+        candidates = sessions.id_list(candidates, "candidates")
+        if not candidates:
+            raise ValueError("rank needs at least one candidate item id")
+        inputs = sessions.session_inputs([session], [user], [query])
+        inputs[contract.CANDIDATE_ITEM_IDS] = np.array([candidates], dtype=object)
+        return inputs, candidates
+
+    @staticmethod
+    def _top_items(result: requests.Prediction) -> list[tuple[str, float]]:
+        return sessions.ranked_items(result.outputs[contract.ITEM_IDS][0], result.outputs[contract.SCORES][0])
+
+    @staticmethod
+    def _ranked(result: requests.Prediction, candidates: list[str]) -> list[tuple[str, float]]:
+        scores = result.outputs[contract.SCORES][0][: len(candidates)]
+        return sorted(zip(candidates, (float(s) for s in scores)), key=lambda pair: -pair[1])
+
+
+class RecommenderClient(ClientBase):
+    """Calls TF Serving (or the embedded server) for recommendations, ranking and status.
+
+    ``targets`` are ``host:port`` replicas; calls fail over between them, retrying
+    UNAVAILABLE (and replicas that cannot connect within ``connect_timeout_s``) with
+    exponential backoff and jitter, all within ``deadline_s`` per call. Pin one version
+    (``version``) or label (``version_label``), or split traffic between labels by the
+    hash of the user (else session) id with ``label_split={"stable": 90, "canary": 10}``.
+
+    Usage::
+
+        with RecommenderClient(["localhost:8500"], deadline_s=0.5) as client:
+            client.recommend(["item-1", ("item-7", "cart", 1700000000)], k=10, user="u1")
+            # -> [("item-3", 4.2), ("item-9", 3.1), ...]
+    """
+
+    def __init__(self, targets: Sequence[str], **options):
+        super().__init__(targets, **options)
+        self._channels = {
+            target: channels.open_channel(target, self._max_message_bytes, self._tls) for target in self._health.targets
+        }
         self._ready = {target: False for target in self._health.targets}
         self._watchers = {target: self._watcher(target) for target in self._health.targets}
         for target, channel in self._channels.items():
@@ -81,33 +186,20 @@ class RecommenderClient:
 
         return on_change
 
-    # -- high level -------------------------------------------------------------------
-
     def recommend(self, session, k: int, user=None, query=None, exclude=None, session_id=None, model=contract.RECOMMEND_MODEL):
         """Top-``k`` (item_id, score) for the shopper, best first, never items in ``exclude``."""
-        inputs = sessions.session_inputs([session], [user], [query])
-        inputs[contract.K] = np.array([k], dtype=np.int32)
-        inputs[contract.EXCLUDE_ITEM_IDS] = sessions.pad_rows([sessions.id_list(exclude, "exclude")], "", object)
-        result = self.predict(model, inputs, routing_key=user or session_id)
-        return sessions.ranked_items(result.outputs[contract.ITEM_IDS][0], result.outputs[contract.SCORES][0])
+        inputs = self._top_k_inputs(session, k, user, query, exclude, with_exclude=True)
+        return self._top_items(self.predict(model, inputs, routing_key=user or session_id))
 
     def retrieve(self, session, k: int, user=None, query=None, session_id=None, model=contract.RETRIEVAL_MODEL):
         """Top-``k`` candidate (item_id, score) from the retrieval model, best first."""
-        inputs = sessions.session_inputs([session], [user], [query])
-        inputs[contract.K] = np.array([k], dtype=np.int32)
-        result = self.predict(model, inputs, routing_key=user or session_id)
-        return sessions.ranked_items(result.outputs[contract.ITEM_IDS][0], result.outputs[contract.SCORES][0])
+        inputs = self._top_k_inputs(session, k, user, query)
+        return self._top_items(self.predict(model, inputs, routing_key=user or session_id))
 
     def rank(self, session, candidates, user=None, query=None, session_id=None, model=contract.RANKING_MODEL):
         """``candidates`` as (item_id, score) sorted by the ranking model's score, best first."""
-        candidates = sessions.id_list(candidates, "candidates")
-        if not candidates:
-            raise ValueError("rank needs at least one candidate item id")
-        inputs = sessions.session_inputs([session], [user], [query])
-        inputs[contract.CANDIDATE_ITEM_IDS] = np.array([candidates], dtype=object)
-        result = self.predict(model, inputs, routing_key=user or session_id)
-        scores = result.outputs[contract.SCORES][0][: len(candidates)]
-        return sorted(zip(candidates, (float(s) for s in scores)), key=lambda pair: -pair[1])
+        inputs, candidates = self._rank_inputs(session, candidates, user, query)
+        return self._ranked(self.predict(model, inputs, routing_key=user or session_id), candidates)
 
     def status(self, model: str, version: int | None = None, label: str | None = None) -> list[requests.VersionStatus]:
         """The versions of ``model`` the server knows and their states, newest first."""
@@ -120,70 +212,33 @@ class RecommenderClient:
         response, _ = self._call(channels.GET_MODEL_METADATA, requests.metadata_request(model, version, label))
         return requests.signatures(response)
 
-    # -- low level --------------------------------------------------------------------
-
-    def predict(
-        self,
-        model: str,
-        inputs: Mapping,
-        signature: str | None = None,
-        version: int | None = None,
-        label: str | None = None,
-        routing_key: str | None = None,
-        output_filter: Sequence[str] = (),
-    ) -> requests.Prediction:
-        """Predict with raw ``inputs`` (name -> array); the client's pin/split applies
-        unless ``version``/``label`` is given. ``routing_key`` chooses the A/B label."""
-        version, label = self._pin(version, label, routing_key)
-        request = requests.predict_request(model, inputs, signature, version, label, output_filter)
+    def predict(self, model: str, inputs: Mapping, signature=None, version=None, label=None, routing_key=None, output_filter=()):
+        """Predict with raw ``inputs`` (name -> array) -> :class:`Prediction`. The client's
+        pin/split applies unless ``version``/``label`` is given; ``routing_key`` picks the A/B label."""
+        request = self._predict_request(model, inputs, signature, version, label, routing_key, output_filter)
         response, target = self._call(channels.PREDICT, request)
         return requests.prediction(response, target)
 
-    def label_for(self, routing_key: str | None) -> str | None:
-        """The version label a call with ``routing_key`` goes to (None: server default)."""
-        if self.split is not None:
-            return self.split.label_for(routing_key or "")
-        return self.version_label
-
-    def _pin(self, version, label, routing_key):
-        if version is not None or label is not None:
-            return version, label
-        if self.version is not None:
-            return self.version, None
-        return None, self.label_for(routing_key)
-
     def _call(self, method: str, request):
-        deadline = time.monotonic() + self.deadline_s
-        tried: set[str] = set()
-        last_error = "no attempt made"
-        for attempt in range(self.retries + 1):
-            target = self._health.pick(avoid=tried)
-            if target in tried:
-                # Every replica failed once already: back off before going round again.
-                tried.clear()
-                time.sleep(min(max(0.0, deadline - time.monotonic()), backoff_delay(attempt, *self._backoff, self._rng)))
-            tried.add(target)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        plan = self._plan()
+        for target, sleep_s in plan:
+            time.sleep(sleep_s)
+            if plan.remaining() <= 0:
                 break
-            if not self._ready[target] and not self._connects(target, min(self._connect_timeout_s, remaining)):
-                self._health.failed(target)
-                last_error = f"{target}: could not connect within {min(self._connect_timeout_s, remaining):.3f}s"
+            connect_s = min(self._connect_timeout_s, plan.remaining())
+            if not self._ready[target] and not self._connects(target, connect_s):
+                plan.failed(target, f"could not connect within {connect_s:.3f}s")
                 continue
             try:
-                response = self._stubs[(target, method)](request, timeout=max(1e-3, deadline - time.monotonic()))
+                response = self._stubs[(target, method)](request, timeout=max(1e-3, plan.remaining()))
             except grpc.RpcError as error:
                 if error.code() not in RETRYABLE:
                     raise ServingError(error.code(), error.details() or "", target) from None
-                self._health.failed(target)
-                last_error = f"{target}: {error.code().name}: {error.details()}"
+                plan.failed(target, f"{error.code().name}: {error.details()}")
                 continue
-            self._health.succeeded(target)
+            plan.succeeded(target)
             return response, target
-        raise ServingError(
-            grpc.StatusCode.UNAVAILABLE if time.monotonic() < deadline else grpc.StatusCode.DEADLINE_EXCEEDED,
-            f"{method} failed on every attempt within {self.deadline_s}s; last error: {last_error}",
-        )
+        raise plan.exhausted(method)
 
     def _connects(self, target: str, timeout_s: float) -> bool:
         future = grpc.channel_ready_future(self._channels[target])
