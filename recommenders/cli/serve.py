@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     serve.add_argument("--batching-config", type=Path, help="BatchingParameters file; enables batching")
     serve.add_argument("--monitoring-config", type=Path, help="MonitoringConfig file (Prometheus path); default: generated")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new model versions")
+    serve.add_argument("--config-poll-seconds", type=float, default=60.0, help="how often to re-read --config (0: never)")
     serve.add_argument("--max-message-mb", type=int, default=16, help="largest gRPC message accepted, in MiB")
     serve.add_argument("--embedded", action="store_true", help="use the embedded server even if tensorflow_model_server is on PATH")
     serve.set_defaults(func=_serve)
@@ -107,8 +108,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _run_model_server(binary: str, args, models_config: Path, monitoring_config: Path) -> int:
     from serving.deployment import DeploymentConfig, server_flags
 
-    poll = max(1, round(args.poll_seconds))  # TF Serving takes whole seconds
-    deployment = DeploymentConfig(file_system_poll_wait_seconds=poll, model_config_file_poll_wait_seconds=poll)
+    # TF Serving takes whole seconds; 0 turns its config polling off as ours.
+    deployment = DeploymentConfig(
+        file_system_poll_wait_seconds=max(1, round(args.poll_seconds)),
+        model_config_file_poll_wait_seconds=round(args.config_poll_seconds),
+    )
     flags = server_flags(
         deployment,
         str(models_config),
@@ -137,6 +141,7 @@ def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
             port=args.port,
             rest_port=args.rest_port,
             poll_seconds=args.poll_seconds,
+            config_poll_seconds=args.config_poll_seconds,
             enable_batching=args.batching_config is not None,
             batching_parameters_file=args.batching_config,
             monitoring_config_file=monitoring_config,

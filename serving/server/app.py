@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ class ServerConfig:
     """Everything ``serve`` needs; the flags mirror tensorflow_model_server's.
 
     ``port``/``rest_port`` 0 pick a free port; ``rest_port`` None disables HTTP (metrics
-    and model status). Relative base paths in the models config resolve against
+    and model status). ``config_poll_seconds`` > 0 re-reads the models config when it
+    changes (TF Serving's --model_config_file_poll_wait_seconds). Relative base paths in the models config resolve against
     ``model_base``, and no base path may leave it.
     """
 
@@ -39,6 +41,7 @@ class ServerConfig:
     port: int = 8500
     rest_port: int | None = None
     poll_seconds: float = 1.0
+    config_poll_seconds: float = 0.0
     enable_batching: bool = False
     batching_parameters_file: Path | None = None
     monitoring_config_file: Path | None = None
@@ -51,8 +54,9 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:
                 raise ConfigError(f"{name} must be in 0..65535, got {value}")
-        if self.poll_seconds < 0:
-            raise ConfigError(f"poll_seconds must be >= 0 (0: never poll), got {self.poll_seconds}")
+        for name in ("poll_seconds", "config_poll_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0: never poll), got {getattr(self, name)}")
         if self.max_message_bytes < 1024:
             raise ConfigError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
         if self.workers < 1:
@@ -70,9 +74,10 @@ class ServerConfig:
 class ServerHandle:
     """A running embedded server: ``port``, ``rest_port``, ``manager``, ``stop()``."""
 
-    def __init__(self, grpc_server, http_server, manager, metrics, port: int):
+    def __init__(self, grpc_server, http_server, manager, metrics, port: int, stop_watching: threading.Event):
         self._grpc = grpc_server
         self._http = http_server
+        self._stop_watching = stop_watching
         self.manager = manager
         self.metrics = metrics
         self.port = port
@@ -80,6 +85,7 @@ class ServerHandle:
 
     def stop(self, grace_s: float = 1.0) -> None:
         """Stops accepting calls, lets running ones finish for ``grace_s``, unloads models."""
+        self._stop_watching.set()
         self._grpc.stop(grace_s).wait()
         if self._http is not None:
             self._http.shutdown()
@@ -143,5 +149,34 @@ def serve(config: ServerConfig) -> ServerHandle:
             raise ConfigError(f"cannot bind HTTP to {config.host}:{config.rest_port}: {error.strerror or error}") from None
     if config.poll_seconds > 0:
         manager.start(config.poll_seconds)
+    stop_watching = threading.Event()
+    if config.config_poll_seconds > 0:
+        threading.Thread(
+            target=_watch_models_config, args=(config, manager, stop_watching), name="config-watcher", daemon=True
+        ).start()
     log.info("embedded server: gRPC on %s:%d%s", config.host, port, f", HTTP on {config.host}:{http.server_port}" if http else "")
-    return ServerHandle(server, http, manager, metrics, port)
+    return ServerHandle(server, http, manager, metrics, port, stop_watching)
+
+
+def _watch_models_config(config: ServerConfig, manager, stop: threading.Event) -> None:
+    """Applies the models config again whenever the file changes; a bad edit is logged and
+    the current models keep serving."""
+    from serving.server.manager import model_entries
+
+    def stamp():
+        try:
+            return config.model_config_file.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    last = stamp()
+    while not stop.wait(config.config_poll_seconds):
+        current = stamp()
+        if current is None or current == last:
+            continue
+        last = current
+        try:
+            manager.apply(model_entries(read_model_server_config(config.model_config_file), config.model_base))
+            log.info("models config %s re-read", config.model_config_file)
+        except ConfigError as error:
+            log.error("models config %s not applied, keeping the current models: %s", config.model_config_file, error)

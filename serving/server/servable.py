@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,10 @@ from serving.server.errors import RequestFailed, from_tf_error
 tf = tensorflow()
 from tensorflow.core.framework import types_pb2  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
+
+
+# Far above any real session batch, far below what would exhaust the server's memory.
+MAX_INPUT_ELEMENTS = 16 * 1024 * 1024
 
 
 def _dtype_name(number: int) -> str:
@@ -91,6 +96,14 @@ class Servable:
                     f"input {name!r} has dtype {_dtype_name(tensor.dtype)}, {where} expects {_dtype_name(info.dtype)}",
                 )
             shape = [dim.size for dim in tensor.tensor_shape.dim]
+            if any(size < 0 for size in shape):
+                raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} has a negative dimension in shape {shape}")
+            if math.prod(shape) > MAX_INPUT_ELEMENTS:
+                # TF's compact encoding lets one value fill any declared shape: cap what a tiny message can make us allocate.
+                raise RequestFailed(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"input {name!r} declares shape {shape} ({math.prod(shape)} elements); at most {MAX_INPUT_ELEMENTS} per input",
+                )
             if not info.tensor_shape.unknown_rank:
                 expected = [dim.size for dim in info.tensor_shape.dim]
                 if len(shape) != len(expected) or any(e >= 0 and e != s for e, s in zip(expected, shape)):

@@ -24,6 +24,7 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 log = logging.getLogger(__name__)
+UNKNOWN_MODEL_LABEL = "_unknown"
 _STATES = {name: get_model_status_pb2.ModelVersionStatus.State.Value(name) for name in ("LOADING", "AVAILABLE", "UNLOADING", "END")}
 
 
@@ -35,7 +36,9 @@ def _spec(model_spec) -> tuple[str, int | None, str | None]:
 class _Answering:
     """Times a request, records its metrics and turns failures into gRPC statuses."""
 
-    def __init__(self, metrics, method: str, model: str, context):
+    def __init__(self, metrics, method: str, model: str, context, known_models):
+        # Names of unknown models would give clients an unbounded set of metric labels.
+        model = model if not model or model in known_models else UNKNOWN_MODEL_LABEL
         self.metrics, self.method, self.model, self.context = metrics, method, model, context
         self.version = None
         self.start = time.perf_counter()
@@ -71,7 +74,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
         name, version, label = _spec(request.model_spec)
-        with _Answering(self._metrics, "Predict", name, context) as answering:
+        with _Answering(self._metrics, "Predict", name, context, self._manager.model_names()) as answering:
             servable = self._manager.servable(name, version, label)
             answering.version = servable.version
             signature = request.model_spec.signature_name or contract.DEFAULT_SIGNATURE
@@ -96,7 +99,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         name, version, label = _spec(request.model_spec)
-        with _Answering(self._metrics, "GetModelMetadata", name, context) as answering:
+        with _Answering(self._metrics, "GetModelMetadata", name, context, self._manager.model_names()) as answering:
             fields = list(request.metadata_field)
             if fields != ["signature_def"]:
                 raise RequestFailed(
@@ -114,7 +117,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             return response
 
     def _unimplemented(self, method: str, request, context):
-        with _Answering(self._metrics, method, request.model_spec.name, context):
+        with _Answering(self._metrics, method, request.model_spec.name, context, self._manager.model_names()):
             raise RequestFailed(
                 grpc.StatusCode.UNIMPLEMENTED,
                 f"{method} is not implemented: the recommendation models export Predict signatures only; call Predict",
@@ -128,7 +131,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def MultiInference(self, request, context):  # noqa: N802
         name = request.tasks[0].model_spec.name if request.tasks else ""
-        with _Answering(self._metrics, "MultiInference", name, context):
+        with _Answering(self._metrics, "MultiInference", name, context, self._manager.model_names()):
             raise RequestFailed(
                 grpc.StatusCode.UNIMPLEMENTED,
                 "MultiInference is not implemented: the recommendation models export Predict signatures only; call Predict",
@@ -145,7 +148,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):  # noqa: N802
         name, version, label = _spec(request.model_spec)
-        with _Answering(self._metrics, "GetModelStatus", name, context):
+        with _Answering(self._metrics, "GetModelStatus", name, context, self._manager.model_names()):
             response = get_model_status_pb2.GetModelStatusResponse()
             for state in self._manager.statuses(name, version, label):
                 status = response.model_version_status.add(version=state.version, state=_STATES[state.state])
@@ -154,7 +157,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             return response
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        with _Answering(self._metrics, "HandleReloadConfigRequest", "", context):
+        with _Answering(self._metrics, "HandleReloadConfigRequest", "", context, self._manager.model_names()):
             try:
                 entries = model_entries(request.config, self._model_base)
             except ConfigError as error:

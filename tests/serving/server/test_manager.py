@@ -26,7 +26,8 @@ def _serve(tmp_path, **deployment):
     models = tmp_path / "models"
     export_toy_models(models, version=1, models=(MODEL,))
     configs = write_configs(DeploymentConfig(model_base=str(models), models=(MODEL,), **deployment), tmp_path / "config")
-    return serve(ServerConfig(configs["models.config"], model_base=models, port=0, poll_seconds=0.1)), models
+    config = ServerConfig(configs["models.config"], model_base=models, port=0, poll_seconds=0.1, config_poll_seconds=0.1)
+    return serve(config), models
 
 
 def _drop_version(models, version, tmp_path):
@@ -133,6 +134,27 @@ def test_labels_route_to_their_versions_and_move_on_reload(tmp_path):
         with pytest.raises(ServingError, match="no version label 'canary'"):
             canary.predict(MODEL, _inputs())
     handle.stop()
+
+
+def test_an_edited_models_config_is_applied_and_a_broken_edit_ignored(tmp_path):
+    handle, models = _serve(tmp_path, stable_version=1)
+    config_file = tmp_path / "config" / "models.config"
+    target = f"127.0.0.1:{handle.port}"
+    config_file.write_text("model_config_list { config { name: 'recommend' base_path: '/etc' } }")
+    time.sleep(0.5)  # rejected: outside the model base; the old config stays
+    with RecommenderClient([target], version_label=contract.CANARY_LABEL) as canary:
+        config_file.write_text(models_config_text(DeploymentConfig(model_base=str(models), models=(MODEL,), canary_version=1)))
+        _wait_for(lambda: _answers(canary))
+        assert canary.predict(MODEL, _inputs()).version == 1
+    handle.stop()
+
+
+def _answers(client) -> bool:
+    try:
+        client.predict(MODEL, _inputs())
+    except ServingError:
+        return False
+    return True
 
 
 def test_config_errors_name_the_problem(tmp_path):

@@ -95,6 +95,18 @@ def test_wrong_dtype_and_rank_are_named(stubs):
     _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "input 'session_item_ids' has shape [1]")
 
 
+def test_negative_and_huge_declared_shapes_are_refused_before_allocation(stubs):
+    request = _request()
+    request.inputs[contract.USER_ID].tensor_shape.dim[0].size = -1
+    _fails(stubs[0].Predict, request, grpc.StatusCode.INVALID_ARGUMENT, "input 'user_id' has a negative dimension")
+    request = _request()
+    compact = request.inputs[contract.SESSION_TIMESTAMPS]
+    compact.ClearField("tensor_content")
+    compact.int64_val.append(7)  # one value fills the declared shape
+    compact.tensor_shape.dim[1].size = 10**9
+    _fails(stubs[0].Predict, request, grpc.StatusCode.INVALID_ARGUMENT, "input 'session_timestamps' declares shape [1, 1000000000]")
+
+
 def test_model_errors_keep_their_code_and_message(stubs):
     inputs = warmup_inputs(contract.RECOMMEND_MODEL)
     inputs[contract.K] = np.array([0], dtype=np.int32)
@@ -152,11 +164,14 @@ def test_reload_config_rejects_paths_outside_the_model_base(stubs):
 def test_metrics_count_requests_and_errors_by_model_and_version(server, stubs):
     stubs[0].Predict(_request(contract.RETRIEVAL_MODEL), timeout=10)
     _fails(stubs[0].Predict, _request(version=42), grpc.StatusCode.NOT_FOUND)
+    for name in ("probe-1", "probe-2"):
+        _fails(stubs[0].Predict, _request(model=name), grpc.StatusCode.NOT_FOUND)
     text = urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/monitoring/prometheus/metrics", timeout=10).read().decode()
     assert 'tfserving_requests_total{method="Predict",model="retrieval",version="1"}' in text
     assert 'tfserving_errors_total{code="NOT_FOUND",method="Predict",model="recommend",version=""}' in text
     assert 'tfserving_request_latency_seconds_bucket{le="0.005",method="Predict",model="retrieval",version="1"}' in text
     assert 'tfserving_batch_size_count{model="retrieval",version="1"}' in text
+    assert 'code="NOT_FOUND",method="Predict",model="_unknown"' in text and "probe-" not in text
 
 
 def test_rest_model_status_is_what_readiness_probes_read(server):
