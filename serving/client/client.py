@@ -76,7 +76,7 @@ class ClientBase:
         retries: int = 3,
         backoff_base_s: float = 0.02,
         backoff_cap_s: float = 0.5,
-        connect_timeout_s: float = 0.25,
+        connect_timeout_s: float = 0.5,
         tls: channels.TlsConfig | None = None,
         version: int | None = None,
         version_label: str | None = None,
