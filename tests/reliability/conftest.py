@@ -21,3 +21,17 @@ def workspace(pristine, tmp_path, request):
     """A fresh drill workspace (models copy + models.config) for one test."""
     models, stable = pristine
     return new_workspace(tmp_path, request.node.name, models, stable, toy=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints how many cases the fuzz tests tried (reported through ``record_property``,
+    which also reaches the summary from pytest-xdist workers)."""
+    counts = {}
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        for name, value in getattr(report, "user_properties", ()):
+            if name == "fuzz_cases" and report.when == "call":
+                counts[report.nodeid.split("::", 1)[1]] = value
+    if counts:
+        terminalreporter.write_sep("-", f"fuzzing: {sum(counts.values())} cases tried")
+        for test, value in sorted(counts.items()):
+            terminalreporter.write_line(f"{value:5d}  {test}")
