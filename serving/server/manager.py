@@ -89,9 +89,12 @@ def model_entries(config, model_base: Path | None) -> list[ModelEntry]:
             base = (model_base or Path.cwd()) / base
         base = Path(os.path.normpath(base.absolute()))
         if model_base is not None:
-            root = Path(os.path.normpath(Path(model_base).absolute()))
-            if base != root and root not in base.parents:
-                raise ConfigError(f"models config: base_path {model.base_path!r} of model {model.name!r} is outside the model base {str(root)!r}")
+            # Real paths: a symlink inside the model base must not lead outside it either.
+            root = Path(os.path.realpath(model_base))
+            real = Path(os.path.realpath(base))
+            if real != root and root not in real.parents:
+                raise ConfigError(f"models config: base_path {model.base_path!r} of model {model.name!r} is outside the model base {str(root)!r}"
+                                  + (f" (it resolves to {str(real)!r})" if real != base else ""))
         policy = model.model_version_policy.WhichOneof("policy_choice") or "latest"
         num_versions = model.model_version_policy.latest.num_versions or 1
         specific = frozenset(model.model_version_policy.specific.versions)
