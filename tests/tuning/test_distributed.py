@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 TIMEOUT_SECONDS = 400
 
@@ -21,6 +22,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_chief_and_two_workers_split_the_trials_under_one_oracle(tiny_shop, tiny_space_file, tmp_path):
     command = [sys.executable, "-m", "recommenders", "tune", "--data", str(tiny_shop[1]), "--space",
                str(tiny_space_file), "--tuner", "random", "--max-trials", "2", "--epochs", "1", "--max-length", "10",

@@ -28,6 +28,7 @@ def finished(tiny_shop, tiny_space_file, tmp_path_factory):
     return search(tiny_shop, tiny_space_file, tmp_path_factory.mktemp("search"), max_trials=2)
 
 
+@pytest.mark.slow
 def test_leaderboard_ranks_completed_trials_best_first(finished):
     table = finished.leaderboard
     assert list(table["status"]) == ["COMPLETED", "COMPLETED"]
@@ -38,6 +39,7 @@ def test_leaderboard_ranks_completed_trials_best_first(finished):
     assert set(table["tuner_id"]) == {"tuner0"} and (table["epochs"] == 1).all()
 
 
+@pytest.mark.slow
 def test_tensorboard_has_the_hparams_experiment_and_per_trial_sessions_with_curves(finished):
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
@@ -53,6 +55,7 @@ def test_tensorboard_has_the_hparams_experiment_and_per_trial_sessions_with_curv
         assert "val_HR@20" in multiplexer.Runs()[f"trial_{trial_id}"]["tensors"]
 
 
+@pytest.mark.slow
 def test_best_trial_retrained_and_exported_beats_the_worst_trial(finished, tiny_shop, tmp_path):
     import tensorflow as tf
 
@@ -72,6 +75,7 @@ def test_best_trial_retrained_and_exported_beats_the_worst_trial(finished, tiny_
     assert report.result("tuned").metrics["HR@20"] > worst + 0.05
 
 
+@pytest.mark.slow
 def test_rerun_with_one_more_trial_resumes_and_runs_only_the_new_trial(finished, tiny_shop, tiny_space_file):
     project = finished.tuner.project_dir
     records = [Path(finished.tuner.get_trial_dir(trial_id)) / "recsys_trial.json"
