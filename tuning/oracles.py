@@ -27,6 +27,7 @@ import keras_tuner
 from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from recommenders.errors import ConfigError
+from tuning.config import TUNERS
 
 
 class WallClockBudget:
@@ -73,12 +74,12 @@ def _budgeted(oracle_class):
     return type(f"Budgeted{oracle_class.__name__}", (WallClockBudget, oracle_class), {})
 
 
-ORACLES = {
-    "random": _budgeted(keras_tuner.oracles.RandomSearchOracle),
-    "bayesian": _budgeted(keras_tuner.oracles.BayesianOptimizationOracle),
-    "hyperband": _budgeted(keras_tuner.oracles.HyperbandOracle),
-    "grid": _budgeted(ResumableGridSearchOracle),
-}
+ORACLES = dict(zip(TUNERS, (
+    _budgeted(keras_tuner.oracles.RandomSearchOracle),
+    _budgeted(keras_tuner.oracles.BayesianOptimizationOracle),
+    _budgeted(keras_tuner.oracles.HyperbandOracle),
+    _budgeted(ResumableGridSearchOracle),
+)))
 
 
 def make_oracle(name: str, objective: keras_tuner.Objective, hyperparameters: keras_tuner.HyperParameters,

@@ -46,25 +46,29 @@ def register(subparsers) -> None:
 
 
 def _tune(args) -> int:
+    from tuning.config import TuningConfig
     from tuning.space import load_space
 
+    # Every input is checked before TensorFlow loads, so mistakes answer at once.
     if args.epochs < 1 or args.max_length < 2:
         raise ConfigError(f"--epochs must be >= 1 and --max-length >= 2, got {args.epochs} and {args.max_length}")
-    load_space(args.kind, args.space)  # a bad file fails before TensorFlow loads
-
-    import pandas as pd
-
-    from recommenders.data.dataset import load_prepared
-    from recommenders.models.config import TrainConfig
-    from tuning.search import TuningConfig, retrain_and_export, run_search
-
     config = TuningConfig(kind=args.kind, tuner=args.tuner, objective=args.objective, max_trials=args.max_trials,
                           time_limit_seconds=args.time_limit, max_validation_cases=args.validation_cases,
                           max_consecutive_failed_trials=args.max_failures, seed=args.seed,
                           directory=str(args.directory), project_name=args.project, overwrite=args.overwrite,
                           space_file=str(args.space) if args.space else None)
     config.validate()
+    load_space(args.kind, args.space)
+
+    from recommenders.data.dataset import load_prepared
+
     prepared = load_prepared(args.data)
+
+    import pandas as pd
+
+    from recommenders.models.config import TrainConfig
+    from tuning.search import retrain_and_export, run_search
+
     train_config = TrainConfig(epochs=args.epochs, max_length=args.max_length, seed=args.seed, verbose=0)
     result = run_search(prepared, config, train_config=train_config)
     if result.role == "worker":

@@ -1,0 +1,39 @@
+"""``recsys tune`` input errors: one line naming what is wrong, exit code 2, before any training."""
+
+import subprocess
+import sys
+
+import pytest
+
+from recommenders.cli import main
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--space", "{space}"], "{space}: retrieval.lstm_units[1]: lstm_units must be at least 1, got 0"),
+    (["--max-trials", "0"], "max_trials must be at least 1, got 0"),
+    (["--objective", "NDCG@20"], "retrieval objective must be HR@K or MRR@K (e.g. HR@20), got 'NDCG@20'"),
+    (["--kind", "ranking", "--objective", "HR@20"], "ranking objective must be one of click_auc, cart_auc"),
+    (["--time-limit", "0"], "time limit must be positive seconds, got 0.0"),
+    (["--epochs", "0"], "--epochs must be >= 1 and --max-length >= 2, got 0 and 20"),
+])
+def test_bad_input_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, flags, message):
+    space = tmp_path / "space.yaml"
+    space.write_text("retrieval:\n  lstm_units: [64, 0]\n")
+    flags = [flag.format(space=space) for flag in flags]
+    assert main(["tune", "--data", str(tmp_path / "missing"), *flags]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("recsys tune: error: ") and error.count("\n") == 1
+    assert message.format(space=space) in error
+
+
+def test_missing_data_directory_is_an_error_before_any_training(tmp_path, capsys):
+    assert main(["tune", "--data", str(tmp_path / "missing")]) == 2
+    assert f"prepared data directory not found: {tmp_path / 'missing'}" in capsys.readouterr().err
+
+
+def test_bad_input_does_not_load_tensorflow():
+    probe = ("import sys; from recommenders.cli import main; "
+             f"code = main(['tune', '--data', '.', '--max-trials', '0']); "
+             "print(code, 'tensorflow' in sys.modules, 'keras_tuner' in sys.modules)")
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert completed.stdout.split() == ["2", "False", "False"], completed.stderr[-2000:]

@@ -1,0 +1,57 @@
+"""What to tune, how, and within which budgets: checked before anything heavy loads.
+
+Example:
+
+>>> TuningConfig(kind="ranking", objective="mean_auc", max_trials=30).validate().metric
+'val_mean_auc'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from recommenders.errors import ConfigError
+from tuning.objective import TrialObjective, parse_objective
+from tuning.space import KINDS
+
+# keras-tuner oracles by the names users pick them with (see tuning.oracles).
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+
+
+@dataclasses.dataclass
+class TuningConfig:
+    """What to tune, how, and within which budgets.
+
+    ``max_validation_cases`` caps the retrieval objective's validation cases (a fixed
+    random subset) so that scoring stays cheap on large shops; ``None`` uses them all.
+    """
+
+    kind: str = "retrieval"
+    tuner: str = "random"
+    objective: str | None = None  # None: HR@20 for retrieval, click_auc for ranking
+    max_trials: int = 10
+    time_limit_seconds: float | None = None
+    max_validation_cases: int | None = 20_000
+    max_retries_per_trial: int = 0
+    max_consecutive_failed_trials: int = 3
+    seed: int = 0
+    directory: str = "runs/tuning"
+    project_name: str | None = None  # None: the kind
+    overwrite: bool = False
+    space_file: str | None = None
+
+    def validate(self) -> TrialObjective:
+        """Checks every field; returns the parsed objective."""
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.tuner not in TUNERS:
+            raise ConfigError(f"tuner must be one of {', '.join(TUNERS)}, got {self.tuner!r}")
+        if self.max_trials < 1:
+            raise ConfigError(f"max_trials must be at least 1, got {self.max_trials}")
+        if self.time_limit_seconds is not None and self.time_limit_seconds <= 0:
+            raise ConfigError(f"time limit must be positive seconds, got {self.time_limit_seconds}")
+        if self.max_validation_cases is not None and self.max_validation_cases < 1:
+            raise ConfigError(f"max_validation_cases must be at least 1, got {self.max_validation_cases}")
+        if self.max_retries_per_trial < 0 or self.max_consecutive_failed_trials < 1:
+            raise ConfigError("max_retries_per_trial must be >= 0 and max_consecutive_failed_trials >= 1")
+        return parse_objective(self.kind, self.objective)
