@@ -158,6 +158,16 @@ def to_dataset(
     return bucketed.prefetch(tf.data.AUTOTUNE)
 
 
+def batches_per_epoch(arrays: SessionArrays, batch_size: int, bucket_by_length: bool = False) -> int:
+    """How many batches one pass of :func:`to_dataset` yields (the same for every shuffle:
+    each length bucket ends with one partial batch at most)."""
+    if not bucket_by_length:
+        return -(-len(arrays) // batch_size)
+    # bucket_by_sequence_length puts length L in bucket i when boundary[i-1] <= L < boundary[i].
+    buckets = np.searchsorted(np.asarray(LENGTH_BUCKET_BOUNDARIES), arrays.lengths, side="right")
+    return int(sum(-(-count // batch_size) for count in np.bincount(buckets) if count))
+
+
 def cases_to_arrays(cases, max_length: int = 20) -> SessionArrays:
     """Evaluation/serving prefixes (``NextItemCases``) -> arrays of their last ``max_length`` events.
 

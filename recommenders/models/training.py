@@ -11,7 +11,7 @@ import pandas as pd
 
 import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.errors import DataError
-from recommenders.features.sequences import sessions_to_arrays, to_dataset
+from recommenders.features.sequences import batches_per_epoch, sessions_to_arrays, to_dataset
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.ranking import MultiTaskRanker
@@ -53,17 +53,33 @@ def _sequences(events: pd.DataFrame, max_length: int, what: str):
     return arrays
 
 
+def resumable_stream(dataset, optimizer):
+    """``dataset`` repeated endlessly, starting at batch ``optimizer.iterations``.
+
+    The iteration count is read when Keras creates the iterator, i.e. after
+    ``BackupAndRestore`` restored it, so a resumed run continues with exactly the batches
+    an uninterrupted run would have seen next (the shuffle order of every epoch is fixed
+    by the seed), even when it was interrupted mid-epoch.
+    """
+    stream = dataset.repeat()
+    return tf.data.Dataset.from_tensors(0).flat_map(lambda _: stream.skip(tf.cast(optimizer.iterations, tf.int64)))
+
+
 def fit(model, train_events, validation_events, train_config: TrainConfig, monitor: str,
-        log_dir=None, backup_dir=None, extra_callbacks=()):
+        log_dir=None, backup_dir=None, extra_callbacks=(), backup_every_steps: int | None = None):
     """Fits ``model`` on every position of the training sessions, validating each epoch.
 
     ``log_dir`` gets TensorBoard scalars and the graph; ``backup_dir`` makes the run
     resumable (``BackupAndRestore``): rerunning the same call after an interruption
-    continues from the last finished epoch. Returns the Keras ``History``.
+    continues from the last backup, taken every epoch or every ``backup_every_steps``
+    batches, and ends in the state an uninterrupted run reaches. Returns the Keras ``History``.
     """
     train_config.validate()
-    train = to_dataset(_sequences(train_events, train_config.max_length, "training"), train_config.batch_size,
-                       shuffle=True, seed=train_config.seed, bucket_by_length=True)
+    sequences = _sequences(train_events, train_config.max_length, "training")
+    train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True)
+    optimizer = make_optimizer(train_config)
+    train = resumable_stream(train, optimizer)
+    steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
     validation = to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512)
     callbacks = list(extra_callbacks)
     if train_config.early_stopping_patience:
@@ -72,10 +88,12 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     if log_dir is not None:
         callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch"))
     if backup_dir is not None:
-        callbacks.append(tf.keras.callbacks.BackupAndRestore(str(backup_dir)))
-    model.compile(optimizer=make_optimizer(train_config))
-    return model.fit(train, validation_data=validation, epochs=train_config.epochs, callbacks=callbacks,
-                     verbose=train_config.verbose)
+        callbacks.append(tf.keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=backup_every_steps or "epoch"))
+    if train_config.xla:
+        tf.config.optimizer.set_jit("autoclustering")
+    model.compile(optimizer=optimizer)
+    return model.fit(train, validation_data=validation, epochs=train_config.epochs, steps_per_epoch=steps_per_epoch,
+                     callbacks=callbacks, verbose=train_config.verbose)
 
 
 def train_retrieval(train_events, validation_events, catalog, model_config: RetrievalConfig,

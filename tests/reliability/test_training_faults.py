@@ -1,0 +1,85 @@
+"""A training run killed mid-epoch resumes from its backup and ends where an
+uninterrupted run with the same seed ends."""
+
+import numpy as np
+import pytest
+
+from recommenders.data.dataset import load_prepared
+from recommenders.features.sequences import batches_per_epoch, sessions_to_arrays
+from recommenders.features.vocabulary import FeatureVocabularies
+from recommenders.models.config import RetrievalConfig, TrainConfig
+from recommenders.models.retrieval import RefreshCatalogIndex, SessionRetrievalModel
+from recommenders.models.training import RETRIEVAL_MONITOR, fit
+from recommenders.tf_compat import tensorflow
+
+tf = tensorflow()
+# No dropout and no sampled negatives: their random streams are not checkpointed, and
+# this test is about the data order and the optimizer state being resumed exactly.
+MODEL = RetrievalConfig(embedding_dim=8, feature_dim=4, lstm_units=8, output_dim=8, dropout=0.0, extra_negatives=0)
+TRAIN = TrainConfig(epochs=2, batch_size=128, early_stopping_patience=0, verbose=0, seed=7)
+
+
+class Killed(Exception):
+    """Stands in for the process dying."""
+
+
+class KillAfter(tf.keras.callbacks.Callback):
+    """Raises after ``batches`` training batches, like a SIGKILL between two steps."""
+
+    def __init__(self, batches: int):
+        super().__init__()
+        self.batches = batches
+        self.seen = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.batches:
+            raise Killed(f"killed after {self.seen} batches")
+
+
+@pytest.fixture(scope="module")
+def shop(small_shop_dir):
+    """The small shop cut down to sessions of 4-5 events: every batch traces one of a few
+    shapes, which is what the test's three fits spend their time on."""
+    prepared = load_prepared(small_shop_dir)
+    sizes = prepared.train.groupby("session_id").size()
+    train = prepared.train[prepared.train.session_id.isin(sizes[(sizes >= 4) & (sizes < 6)].index)]
+    validation = prepared.validation[prepared.validation.session_id.isin(prepared.validation.session_id.unique()[:100])]
+    return train, validation, prepared.catalog
+
+
+def _train(shop, **fit_options):
+    train, validation, catalog = shop
+    tf.keras.utils.set_random_seed(TRAIN.seed)
+    model = SessionRetrievalModel(FeatureVocabularies.build(train, catalog), MODEL)
+    callbacks = [RefreshCatalogIndex(), *fit_options.pop("extra_callbacks", ())]
+    fit(model, train, validation, TRAIN, RETRIEVAL_MONITOR, extra_callbacks=callbacks, **fit_options)
+    return model
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_end_state(shop, tmp_path):
+    steps = batches_per_epoch(sessions_to_arrays(shop[0], TRAIN.max_length), TRAIN.batch_size, bucket_by_length=True)
+    assert steps >= 4, "the small shop must give several batches per epoch for a mid-epoch kill"
+    kill_at = steps + steps // 2 + 1  # in the middle of the second epoch, past a backup
+    backup = tmp_path / "backup"
+
+    reference = _train(shop)
+    with pytest.raises(Killed):
+        _train(shop, backup_dir=backup, backup_every_steps=2, extra_callbacks=[KillAfter(kill_at)])
+    assert any(backup.rglob("*.index")), "the killed run left no backup to resume from"
+    resumed = _train(shop, backup_dir=backup, backup_every_steps=2)
+
+    assert int(resumed.optimizer.iterations.numpy()) == int(reference.optimizer.iterations.numpy()) == 2 * steps
+    for expected, actual in zip(reference.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [2, 7, 128])
+def test_batches_per_epoch_matches_the_dataset(shop, batch_size):
+    from recommenders.features.sequences import to_dataset
+
+    arrays = sessions_to_arrays(shop[0].head(600), TRAIN.max_length)
+    for bucket in (False, True):
+        dataset = to_dataset(arrays, batch_size, shuffle=True, seed=1, bucket_by_length=bucket)
+        assert sum(1 for _ in dataset) == batches_per_epoch(arrays, batch_size, bucket_by_length=bucket)
