@@ -53,10 +53,33 @@ def read_table(path, sep: str = ",", columns: Iterable[str] | None = None, **kwa
         if path.suffix.lower() in PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, sep=sep, dtype="string", keep_default_na=False, na_values=NA_VALUES, **kwargs)
+            frame = _read_csv_keeping_malformed(path, sep, **kwargs)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     require_columns(frame, columns or (), path)
+    return frame
+
+
+def _read_csv_keeping_malformed(path: Path, sep: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` where a line with too many fields becomes an all-missing row.
+
+    Such a row cannot be trusted field by field, and failing the whole file for it would
+    stop ingestion; as an empty row it is quarantined by cleaning and counted in the report.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(path, sep=sep, dtype="string", keep_default_na=False, na_values=NA_VALUES,
+                            on_bad_lines="warn", **kwargs)
+    skipped = [line for warning in caught if issubclass(warning.category, pd.errors.ParserWarning)
+               for line in str(warning.message).splitlines() if line.startswith("Skipping line")]
+    for warning in caught:
+        if not issubclass(warning.category, pd.errors.ParserWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if skipped:
+        warnings.warn(f"{path}: {len(skipped)} malformed line(s) kept as empty rows for cleaning to quarantine "
+                      f"({'; '.join(skipped[:3])}{'; ...' if len(skipped) > 3 else ''})", stacklevel=3)
+        empty = pd.DataFrame(pd.NA, index=range(len(skipped)), columns=frame.columns, dtype="string")
+        frame = pd.concat([frame, empty], ignore_index=True)
     return frame
 
 
