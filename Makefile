@@ -19,7 +19,7 @@ demo: setup
 	$(VENV)/bin/recsys demo
 
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --durations=15
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) runs artifacts .pytest_cache

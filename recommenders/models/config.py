@@ -33,6 +33,9 @@ class TowerConfig:
     use_user: bool = True
     use_query: bool = True
     use_context: bool = True
+    # Attention from each position over the session so far (NARM-style): lets the query
+    # recall items seen earlier, which a last-state-only LSTM forgets.
+    session_attention: bool = True
     l2_normalize: bool = False
 
     def tower_fields(self) -> dict:
@@ -93,7 +96,7 @@ class TrainConfig:
     seed: int = 0
     early_stopping_patience: int = 2
     mixed_precision: bool = False
-    jit_compile: bool = False
+    xla: bool = False  # XLA auto-clustering: compiles the numeric parts, leaves string lookups to TF
     verbose: int = 1
 
     OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")

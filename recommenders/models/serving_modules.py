@@ -106,6 +106,7 @@ class RetrievalModule(tf.Module):
     def __init__(self, model: SessionRetrievalModel):
         super().__init__(name="retrieval")
         self.session_encoder = model.session_encoder
+        self.item_encoder = model.item_encoder
         self.num_items = model.vocab.num_items
         self.temperature = model.config.temperature
         self.index = tfrs.layers.factorized_top_k.BruteForce(k=10)
@@ -114,6 +115,10 @@ class RetrievalModule(tf.Module):
     def query_embeddings(self, features):
         embeddings, mask = self.session_encoder(features, training=False)
         return tf.cast(last_position(embeddings, mask), tf.float32)
+
+    def encode_items(self, item_ids):
+        """Candidate-tower embeddings of item id strings: [...] -> [..., output_dim]."""
+        return tf.cast(self.item_encoder(item_ids, training=False), tf.float32)
 
     def candidates(self, features, n):
         """The ``n`` best catalog items per session: ``(scores [B, n], item ids [B, n])``."""
@@ -176,7 +181,21 @@ class RecommendModule(tf.Module):
             self.retrieval.num_items,
             tf.maximum(self.config.candidate_pool, max_k + tf.shape(exclude_item_ids)[1] + tf.shape(session_item_ids)[1]),
         )
-        retrieval_scores, candidates = self.retrieval.candidates(features, pool)
+        retrieved_scores, retrieved = self.retrieval.candidates(features, pool)
+        # Shoppers return to what they viewed or carted: the session's own items join the
+        # pool (once each), scored by the retrieval model like every other candidate.
+        query = self.retrieval.query_embeddings(features)
+        own_scores = tf.reduce_sum(
+            query[:, tf.newaxis, :] * self.retrieval.encode_items(session_item_ids), axis=-1)
+        positions = tf.range(tf.shape(session_item_ids)[1])
+        earlier = positions[tf.newaxis, :] < positions[:, tf.newaxis]  # [i, j]: j comes before i
+        repeated = tf.reduce_any(
+            tf.equal(session_item_ids[:, :, tf.newaxis], session_item_ids[:, tf.newaxis, :]) & earlier[tf.newaxis], axis=-1)
+        in_pool = tf.reduce_any(tf.equal(session_item_ids[:, :, tf.newaxis], retrieved[:, tf.newaxis, :]), axis=-1)
+        own_scores = tf.where(repeated | in_pool | tf.equal(session_item_ids, ""), tf.constant(float("-inf")), own_scores)
+        candidates = tf.concat([retrieved, session_item_ids], axis=1)
+        retrieval_scores = tf.concat([retrieved_scores, own_scores], axis=1)
+
         ranked = self.ranking.rank_features(features, candidates)
         retrieval_logits = retrieval_scores / self.retrieval.temperature
         score = tf.math.log(ranked[contract.SCORES] + 1e-7) + self.config.retrieval_weight * retrieval_logits

@@ -56,17 +56,15 @@ class TextEncoder(tf.keras.layers.Layer):
         self.vectorize = tf.keras.layers.TextVectorization(
             standardize="lower_and_strip_punctuation",
             split="whitespace",
-            vocabulary=self.tokens or None,
+            vocabulary=self.tokens or _NO_VOCABULARY,
             output_sequence_length=max_tokens,
         )
         self.embedding = tf.keras.layers.Embedding(
-            len(self.tokens) + 2, embedding_dim, embeddings_regularizer=_regularizer(l2)
+            self.vectorize.vocabulary_size(), embedding_dim, embeddings_regularizer=_regularizer(l2)
         )
 
     def token_ids(self, texts):
         """[...] strings -> [..., max_tokens] token ids (0 = padding)."""
-        if not self.tokens:
-            return tf.zeros(tf.concat([tf.shape(texts), [self.max_tokens]], 0), tf.int64)
         flat = tf.reshape(texts, [-1])
         ids = self.vectorize(flat)
         return tf.reshape(ids, tf.concat([tf.shape(texts), [self.max_tokens]], 0))
@@ -209,6 +207,8 @@ class SessionEncoder(tf.keras.layers.Layer):
             for i in range(c.lstm_layers)
         ]
         self.dropout = tf.keras.layers.Dropout(c.dropout)
+        if c.session_attention:
+            self.attention = tf.keras.layers.MultiHeadAttention(num_heads=1, key_dim=c.lstm_units, name="session_attention")
         if c.use_user:
             self.user_lookup = _lookup(self.users)
             self.user_embedding = tf.keras.layers.Embedding(
@@ -244,6 +244,11 @@ class SessionEncoder(tf.keras.layers.Layer):
             hidden = lstm(hidden, mask=mask, training=training)
         parts = [self.dropout(hidden, training=training)]
         length = tf.shape(items)[1]
+        if c.session_attention:
+            # Position t attends to positions <= t that hold items: causal and padding-aware.
+            causal = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
+            allowed = causal[tf.newaxis] & mask[:, tf.newaxis, :]
+            parts.append(self.attention(hidden, steps, key=hidden, attention_mask=allowed, training=training))
         if c.use_user:
             user = self.user_embedding(self.user_lookup(features[contract.USER_ID]))
             parts.append(tf.tile(user[:, tf.newaxis, :], [1, length, 1]))
