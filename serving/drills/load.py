@@ -124,8 +124,3 @@ class LoadGenerator:
             yield self
         finally:
             self.stop()
-
-    def snapshot(self) -> list[Sample]:
-        """The samples recorded so far."""
-        with self._lock:
-            return list(self.samples)

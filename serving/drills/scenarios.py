@@ -27,6 +27,7 @@ class DrillSettings:
     poll_seconds: float = 0.25
     deadline_s: float = 2.0
     first_request_bound_ms: float = 1000.0
+    compare_cold_start: bool = True
     gate_max_drop: float = 0.02
     holdout_cases: int = 100
     seed: int = 0
@@ -174,9 +175,26 @@ def unreadable_model_dir(workspace: Workspace, settings: DrillSettings) -> Drill
     return DrillResult("unreadable_model_dir", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)
 
 
+def _first_requests(replica: ReplicaProcess, inputs, settings: DrillSettings, count: int = 50) -> tuple[list[float], list[str]]:
+    """Latencies (s) of ``count`` sequential requests to a just-started replica, and errors."""
+    latencies, errors = [], []
+    with _client([replica.target], settings) as client:
+        for _ in range(count):
+            start = time.monotonic()
+            try:
+                client.predict(MODEL, inputs)
+            except ServingError as error:
+                errors.append(error.code.name)
+            latencies.append(time.monotonic() - start)
+    return latencies, errors
+
+
 def restart_with_warmup(workspace: Workspace, settings: DrillSettings) -> DrillResult:
     """Stop a replica and start it again on the same port: the first request after it reports
-    ready must answer within ``first_request_bound_ms`` (warmup already paid the tracing)."""
+    ready must answer within ``first_request_bound_ms`` (warmup already paid the tracing).
+    With ``settings.compare_cold_start`` the same restart without warmup records is timed too."""
+    from serving.warmup import WARMUP_FILE
+
     first = ReplicaProcess(workspace.config_file, workspace.models_dir, poll_seconds=settings.poll_seconds)
     port = first.port
     stopped_at = time.monotonic()
@@ -184,26 +202,25 @@ def restart_with_warmup(workspace: Workspace, settings: DrillSettings) -> DrillR
     replica = ReplicaProcess(workspace.config_file, workspace.models_dir, port=port, poll_seconds=settings.poll_seconds)
     restart_s = replica.ready_at - stopped_at
     inputs = recommend_inputs(list(load_session(workspace.version_dir(workspace.stable_version))), settings.k)
-    latencies, errors = [], []
     try:
-        with _client([replica.target], settings) as client:
-            for _ in range(50):
-                start = time.monotonic()
-                try:
-                    client.predict(MODEL, inputs)
-                except ServingError as error:
-                    errors.append(error.code.name)
-                latencies.append(time.monotonic() - start)
+        latencies, errors = _first_requests(replica, inputs, settings)
     finally:
         replica.stop()
     first_ms = latencies[0] * 1000.0
     steady = sorted(latencies[1:])
-    steady_p50_ms = steady[len(steady) // 2] * 1000.0
-    notes = [f"first request {first_ms:.1f} ms (bound {settings.first_request_bound_ms:.0f} ms), then p50 {steady_p50_ms:.1f} ms; "
-             f"stop -> ready {restart_s:.1f}s on the same port"]
+    notes = [f"first request {first_ms:.1f} ms (bound {settings.first_request_bound_ms:.0f} ms), then p50 "
+             f"{steady[len(steady) // 2] * 1000.0:.1f} ms; stop -> ready {restart_s:.1f}s on the same port"]
+    if settings.compare_cold_start:
+        (workspace.version_dir(workspace.stable_version) / WARMUP_FILE).unlink(missing_ok=True)
+        cold = ReplicaProcess(workspace.config_file, workspace.models_dir, port=port, poll_seconds=settings.poll_seconds)
+        try:
+            cold_latencies, cold_errors = _first_requests(cold, inputs, settings, count=1)
+        finally:
+            cold.stop()
+        errors += cold_errors
+        notes.append(f"without warmup records the first request takes {cold_latencies[0] * 1000.0:.1f} ms")
     passed = not errors and first_ms <= settings.first_request_bound_ms
-    return DrillResult("restart_with_warmup", passed, len(latencies), len(errors), restart_s,
-                       float("nan"), notes)
+    return DrillResult("restart_with_warmup", passed, len(latencies), len(errors), restart_s, float("nan"), notes)
 
 
 def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None) -> DrillResult:
