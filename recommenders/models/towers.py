@@ -242,7 +242,9 @@ class SessionEncoder(tf.keras.layers.Layer):
         hidden = self.dropout(steps, training=training)
         for lstm in self.lstms:
             hidden = lstm(hidden, mask=mask, training=training)
-        parts = [self.dropout(hidden, training=training)]
+        # The current item's own embedding, skipping the LSTM: a direct bilinear path for
+        # item-to-item transitions, which the recurrent state blurs.
+        parts = [self.dropout(hidden, training=training), self.dropout(steps, training=training)]
         length = tf.shape(items)[1]
         if c.session_attention:
             # Position t attends to positions <= t that hold items: causal and padding-aware.
