@@ -68,8 +68,9 @@ class DrillConfig:
             raise ConfigError(f"need warm_seconds >= 0 and gate_max_drop in [0, 1]; got {s.warm_seconds}, {s.gate_max_drop}")
 
 
-def run_drills(config: DrillConfig, progress=None) -> list[DrillResult]:
-    """Runs ``config.scenarios`` in order; a scenario that crashes is reported as failed."""
+def run_drills(config: DrillConfig, progress: bool = True) -> list[DrillResult]:
+    """Runs ``config.scenarios`` in order (a tqdm bar unless ``progress`` is False); a
+    scenario that crashes is reported as failed and the others still run."""
     from tqdm import tqdm
 
     with tempfile.TemporaryDirectory(prefix="recsys-drill-") as scratch:
@@ -82,7 +83,7 @@ def run_drills(config: DrillConfig, progress=None) -> list[DrillResult]:
 
             holdout = prepared_holdout(config.holdout, config.settings.holdout_cases, config.settings.seed)
         results = []
-        for name in tqdm(config.scenarios, desc="drills", unit="scenario", disable=progress is False):
+        for name in tqdm(config.scenarios, desc="drills", unit="scenario", disable=not progress):
             workspace = new_workspace(root, name, pristine, stable, toy=config.model_base is None)
             options = {"holdout": holdout} if name == "canary_rejected" else {}
             try:

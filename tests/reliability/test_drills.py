@@ -1,7 +1,6 @@
 """One test per drill scenario, asserting the outcome the shop relies on."""
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -43,11 +42,6 @@ def test_restart_with_warmup_answers_first_request_within_bound(workspace):
     first_ms = float(result.notes[0].split("first request ")[1].split(" ms")[0])
     assert first_ms <= FAST.first_request_bound_ms
     assert result.notes[1].startswith("without warmup records the first request takes ")
-
-
-def test_restart_drill_fails_when_first_request_exceeds_bound(workspace):
-    result = scenarios.restart_with_warmup(workspace, replace(FAST, first_request_bound_ms=1e-3, compare_cold_start=False))
-    assert not result.passed
 
 
 def test_worse_canary_is_rolled_back_and_decision_logged(workspace):
@@ -108,3 +102,17 @@ def test_cli_drill_prints_report_and_exit_code(tmp_path, capsys):
 def test_cli_drill_rejects_bad_flags(argv, message, capsys):
     assert main(["drill", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_crashing_scenario_is_reported_failed_and_the_others_still_run(monkeypatch, tmp_path):
+    from serving.drills import DrillConfig, DrillResult, format_report, run_drills, runner
+
+    def crash(workspace, settings):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(runner.SCENARIOS, "corrupt_version", crash)
+    monkeypatch.setitem(runner.SCENARIOS, "unreadable_model_dir", lambda workspace, settings: DrillResult("unreadable_model_dir", True))
+    results = run_drills(DrillConfig(scenarios=("corrupt_version", "unreadable_model_dir"), workdir=tmp_path), progress=False)
+    assert [(r.scenario, r.passed) for r in results] == [("corrupt_version", False), ("unreadable_model_dir", True)]
+    report = format_report(results)
+    assert "| corrupt_version | FAIL |" in report and "crashed: RuntimeError: disk on fire" in report
