@@ -1,8 +1,18 @@
-"""A tiny prepared shop and a tiny search space, so that a tuning trial takes seconds."""
+"""A tiny prepared shop, a tiny search space, and one finished search shared by the suite.
+
+Trials are the slow part, so the finished search is run once per test run and shared by
+every pytest-xdist worker through a file lock.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +44,66 @@ def tiny_space_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("space") / "tiny_space.json"
     path.write_text(json.dumps({"retrieval": section}))
     return path
+
+
+@contextlib.contextmanager
+def shared_directory(tmp_path_factory, name: str):
+    """``name`` in a temporary directory common to all xdist workers, held under an exclusive lock."""
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's basetemp is a child of one directory unique to this run.
+    root = base.parent if base.name.startswith("popen-gw") else base
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield root / name
+
+
+def tiny_search(prepared, space_file, directory, max_trials):
+    """Runs (or resumes) the tiny grid search over LEARNING_RATES in ``directory``/tiny, in process."""
+    from recommenders.models.config import TrainConfig
+    from tuning.search import TuningConfig, run_search
+
+    config = TuningConfig(kind="retrieval", tuner="grid", max_trials=max_trials, directory=str(directory),
+                          project_name="tiny", space_file=str(space_file))
+    return run_search(prepared, config, train_config=TrainConfig(epochs=1, max_length=10, verbose=0))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def distributed_tiny_search(data_dir, space_file, directory, timeout: float) -> dict[str, int]:
+    """The tiny grid search as on three machines: ``recsys tune`` as chief, tuner0 and tuner1.
+
+    Returns each process's exit code; its output is in ``directory/<tuner id>.log``.
+    """
+    command = [sys.executable, "-m", "recommenders", "tune", "--data", str(data_dir), "--space", str(space_file),
+               "--tuner", "grid", "--max-trials", "2", "--epochs", "1", "--max-length", "10",
+               "--directory", str(directory), "--project", "tiny"]
+    directory.mkdir(parents=True, exist_ok=True)
+    port = str(free_port())
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = dict(os.environ, KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
+                   KERASTUNER_ORACLE_PORT=port)
+        with open(directory / f"{tuner_id}.log", "w") as log:
+            processes[tuner_id] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        return {tuner_id: process.wait(timeout=timeout) for tuner_id, process in processes.items()}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def finished_search_dir(tiny_shop, tiny_space_file, tmp_path_factory) -> Path:
+    """A directory holding the finished distributed two-trial search (learning rates 1e-6 and 0.01),
+    with ``exit_codes.json`` and each process's log beside the ``tiny`` project."""
+    with shared_directory(tmp_path_factory, "tiny_search") as directory:
+        if not (directory / "exit_codes.json").exists():
+            codes = distributed_tiny_search(tiny_shop[1], tiny_space_file, directory, timeout=400)
+            (directory / "exit_codes.json").write_text(json.dumps(codes))
+    return directory
