@@ -24,6 +24,11 @@ class TuningConfig:
 
     ``max_validation_cases`` caps the retrieval objective's validation cases (a fixed
     random subset) so that scoring stays cheap on large shops; ``None`` uses them all.
+
+    Example:
+
+    >>> TuningConfig(tuner="hyperband", time_limit_seconds=3600, space_file="space.yaml").tuner
+    'hyperband'
     """
 
     kind: str = "retrieval"

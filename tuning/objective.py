@@ -30,7 +30,13 @@ _RETRIEVAL = re.compile(r"^(HR|MRR)@([1-9][0-9]*)$")
 
 @dataclasses.dataclass(frozen=True)
 class TrialObjective:
-    """The objective metric name (as keras-tuner records it), its direction and, for retrieval, K."""
+    """The objective metric name (as keras-tuner records it), its direction and, for retrieval, K.
+
+    Example:
+
+    >>> TrialObjective("ranking", "mean_auc").metric
+    'val_mean_auc'
+    """
 
     kind: str
     name: str  # as the user wrote it, e.g. "HR@20"

@@ -8,7 +8,6 @@ so workers and the chief all shut down the way they do after ``max_trials``.
 Example:
 
 >>> import keras_tuner
-from keras_tuner.src.tuners.gridsearch import LinkedList
 >>> space = keras_tuner.HyperParameters()
 >>> _ = space.Choice("embedding_dim", [32, 64])
 >>> oracle = make_oracle("random", keras_tuner.Objective("val_HR@20", "max"), space, max_trials=5,
@@ -31,7 +30,11 @@ from tuning.config import TUNERS
 
 
 class WallClockBudget:
-    """Oracle mixin: after ``time_limit_seconds`` (from construction) no new trial starts."""
+    """Oracle mixin: after ``time_limit_seconds`` (from construction) no new trial starts.
+
+    Example: ``type("Budgeted", (WallClockBudget, RandomSearchOracle), {})(objective=...,
+    time_limit_seconds=600)``; :func:`make_oracle` builds these.
+    """
 
     def __init__(self, *args, time_limit_seconds: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -57,6 +60,8 @@ class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
     in grid order, and the trials whose successor is still to be generated) only in
     memory, so a reloaded grid search stops at once. Both are rebuilt here from the
     reloaded trials: grid order is the oracle's own comparison of their values.
+
+    Example: ``make_oracle("grid", ...)`` returns one (with the wall-clock budget).
     """
 
     def set_state(self, state):

@@ -37,7 +37,14 @@ from tuning.tuner import SessionModelTuner, TuningData
 
 @dataclasses.dataclass
 class SearchResult:
-    """The finished search: its tuner (with the oracle) and, unless a worker, the leaderboard."""
+    """The finished search: its tuner (with the oracle) and, unless a worker, the leaderboard.
+
+    Example:
+
+    >>> result = run_search(prepared, TuningConfig(max_trials=5))          # doctest: +SKIP
+    >>> result.best_trial().hyperparameters.values["learning_rate"]        # doctest: +SKIP
+    0.0031
+    """
 
     config: TuningConfig
     objective: TrialObjective

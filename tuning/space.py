@@ -47,21 +47,31 @@ _NOT_TUNABLE = {"verbose", "seed", "mixed_precision", "jit_compile", "epochs"}
 
 @dataclasses.dataclass(frozen=True)
 class Fixed:
-    """One value, used by every trial."""
+    """One value, used by every trial (a scalar in the file).
+
+    Example: ``Fixed(0.1)`` for ``dropout: 0.1``.
+    """
 
     value: Union[int, float, str, bool]
 
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """One of a list of values."""
+    """One of a list of values (a list in the file).
+
+    Example: ``Choice((32, 64))`` for ``embedding_dim: [32, 64]``.
+    """
 
     values: tuple
 
 
 @dataclasses.dataclass(frozen=True)
 class Range:
-    """A number from ``low`` to ``high`` (inclusive); integer or float by the config field."""
+    """A number from ``low`` to ``high`` (inclusive); integer or float by the config field.
+
+    Example: ``Range(1e-4, 1e-2, sampling="log")`` for
+    ``learning_rate: {min: 1.0e-4, max: 1.0e-2, sampling: log}``.
+    """
 
     low: float
     high: float

@@ -5,11 +5,9 @@ and rejects tf-keras ones (keras-tuner issue 1039). Its documented way out is to
 override ``run_trial`` (train and return the objective) and the model hooks; the oracle,
 resume, retries and distribution then work unchanged.
 
-Example:
-
->>> tuner = SessionModelTuner(oracle, "retrieval", objective, space,        # doctest: +SKIP
-...                           directory="runs/tuning", project_name="retrieval")
->>> tuner.search(TuningData.build(prepared, objective, max_cases=20_000))  # doctest: +SKIP
+Each trial's directory holds keras-tuner's ``trial.json``, the trained model (``model/``,
+see :func:`recommenders.models.training.save_trained`) and ``recsys_trial.json`` (which
+worker ran it, how long it took).
 """
 
 from __future__ import annotations
@@ -42,7 +40,13 @@ HYPERBAND_EPOCHS = "tuner/epochs"
 
 @dataclasses.dataclass
 class TuningData:
-    """What every trial trains and scores on, prepared once per search."""
+    """What every trial trains and scores on, prepared once per search.
+
+    Example:
+
+    >>> data = TuningData.build(load_prepared("data/shop"), parse_objective("retrieval"))  # doctest: +SKIP
+    >>> tuner.search(data)                                                                # doctest: +SKIP
+    """
 
     train: pd.DataFrame
     validation: pd.DataFrame
@@ -72,7 +76,14 @@ class SessionModelTuner(keras_tuner.Tuner):
     A trial's hyperparameter values overwrite fields of ``model_config`` and
     ``train_config``; the trial trains with the project's own ``train_*`` function
     (early stopping included), is scored on the validation split, and reports the
-    objective plus the other validation metrics, ``epochs`` and ``seconds``.
+    objective plus the other validation metrics and ``epochs``.
+
+    Example (:func:`tuning.search.build_tuner` assembles all of this from a TuningConfig):
+
+    >>> tuner = SessionModelTuner(make_oracle("random", objective, hyperparameters, max_trials=10),  # doctest: +SKIP
+    ...                           "retrieval", parse_objective("retrieval"), load_space("retrieval"),
+    ...                           directory="runs/tuning", project_name="retrieval")
+    >>> tuner.search(data)                                                                          # doctest: +SKIP
     """
 
     def __init__(self, oracle, kind: str, objective: TrialObjective, space: dict, model_config=None,
