@@ -77,3 +77,14 @@ def test_reloaded_grid_search_continues_with_the_next_combination(tmp_path):
     assert sorted(tried + [third.hyperparameters.values["learning_rate"]]) == [0.001, 0.01, 0.1]
     finish(reloaded, third, 0.3)
     assert reloaded.create_trial("tuner0").status == "STOPPED"
+
+
+def test_hyperband_trials_train_for_the_epochs_hyperband_allots(tmp_path):
+    from recommenders.models.config import TrainConfig
+    from tuning.search import TuningConfig, build_tuner
+
+    tuner = build_tuner(TuningConfig(tuner="hyperband", directory=str(tmp_path)), train_config=TrainConfig(epochs=9))
+    trial = tuner.oracle.create_trial("tuner0")
+    model_config, train_config = tuner.trial_configs(trial.hyperparameters.values)
+    assert train_config.epochs == trial.hyperparameters.values["tuner/epochs"] < 9
+    assert model_config.embedding_dim == trial.hyperparameters.values["embedding_dim"]
