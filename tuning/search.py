@@ -27,9 +27,9 @@ from recommenders.errors import ConfigError, DataError
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.training import train_ranking, train_retrieval
+from tuning.config import TuningConfig
 from tuning.leaderboard import failure_reason, leaderboard
 from tuning.objective import TrialObjective
-from tuning.config import TuningConfig
 from tuning.oracles import make_oracle
 from tuning.space import Choice, Fixed, field_type, load_space
 from tuning.tuner import SessionModelTuner, TuningData
@@ -113,8 +113,8 @@ def run_search(prepared, config: TuningConfig, model_config=None, train_config: 
     A chief only serves the oracle and returns when every worker is done; a worker runs
     trials and leaves the leaderboard to the chief.
     """
+    this_role = role()  # first: a half-set KERASTUNER_* environment is a ConfigError, not a crash
     tuner = build_tuner(config, model_config, train_config)
-    this_role = role()
     data = None if this_role == "chief" else TuningData.build(prepared, tuner.objective, config.max_validation_cases,
                                                               config.seed)
     try:

@@ -37,3 +37,11 @@ def test_bad_input_does_not_load_tensorflow():
              "print(code, 'tensorflow' in sys.modules, 'keras_tuner' in sys.modules)")
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert completed.stdout.split() == ["2", "False", "False"], completed.stderr[-2000:]
+
+
+def test_incomplete_distributed_environment_is_a_config_error(tiny_shop, monkeypatch, capsys):
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.delenv("KERASTUNER_ORACLE_PORT", raising=False)
+    assert main(["tune", "--data", str(tiny_shop[1])]) == 2
+    assert 'Environment variable "KERASTUNER_ORACLE_IP" was set, but "KERASTUNER_ORACLE_PORT" was not' in \
+        capsys.readouterr().err
