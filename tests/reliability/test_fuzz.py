@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from recommenders.tf_compat import tensorflow
 from serving import contract
-from serving.testing import start_toy_server
+from serving.testing import start_toy_server, warmup_inputs
 
 tf = tensorflow()
 from tensorflow_serving.apis import (  # noqa: E402
@@ -168,7 +168,7 @@ def test_predict_answers_hostile_requests_with_named_client_errors(server, kind,
     check()
     record_property("fuzz_cases", len(tried))
     # Still serving after everything above.
-    assert _call(predict, _request(valid_inputs().example()))[0] == grpc.StatusCode.OK
+    assert _call(predict, _request(warmup_inputs(MODEL)))[0] == grpc.StatusCode.OK
 
 
 @st.composite
