@@ -15,7 +15,7 @@ import recommenders  # noqa: F401  (selects Keras 2 before anything imports Tens
 
 # Small but real: enough epochs for the learning floors the model tests assert.
 TEST_RUN_CONFIG = {
-    "train": {"epochs": 12, "early_stopping_patience": 0, "verbose": 0, "seed": 0},
+    "train": {"epochs": 8, "batch_size": 128, "early_stopping_patience": 0, "verbose": 0, "seed": 0},
     "retrieval": {"embedding_dim": 32, "output_dim": 32, "lstm_units": 64},
     "ranking": {"embedding_dim": 32, "output_dim": 32, "lstm_units": 64, "deep_units": [64, 32]},
 }

@@ -2,9 +2,9 @@
 
 A training sequence holds up to ``max_length`` item events of one session, right-padded
 (``""`` / 0), so every position is one next-item example: the model predicts item ``t+1``
-from items ``0..t``. Search text a shopper typed between item ``t`` and item ``t+1`` is
-``queries[t]``: it is what the shopper asked for when the next item was chosen, which is
-how a serving request's ``query`` is used (at the last position).
+from items ``0..t``. ``queries[t]`` is the shopper's latest search before item ``t+1``
+(searches stay in force until the next one): what they were looking for when the next
+item was chosen, which is how a serving request's ``query`` is used (at the last position).
 
 Feature names match ``serving.contract`` so training reads exactly what serving sends.
 
@@ -95,7 +95,16 @@ def sessions_to_arrays(events: pd.DataFrame, max_length: int = 20) -> SessionArr
         user_ids=np.full(n_rows, "", dtype=object),
     )
 
+    # The query in force when the shopper chose item t+1: the latest search before it.
+    searched = events["query"].where(events["event_type"].eq("search").to_numpy())
+    query_so_far = searched.groupby(sessions).ffill().fillna("").to_numpy().astype(str)
     items = is_item & (length >= 2)
+    item_rows = np.flatnonzero(items)
+    next_in_session = np.append(item_rows[1:], -1)
+    same_session = np.append(sessions[item_rows[1:]] == sessions[item_rows[:-1]], False)
+    session_end = pd.Series(np.arange(len(events))).groupby(sessions).transform("max").to_numpy()
+    query_values = query_so_far[np.where(same_session, next_in_session, session_end[item_rows])]
+
     pos, index = position[items], session_index[items]
     item_values = events["item_id"].to_numpy()[items].astype(str)
     type_values = events["event_type"].to_numpy()[items].astype(str)
@@ -107,16 +116,8 @@ def sessions_to_arrays(events: pd.DataFrame, max_length: int = 20) -> SessionArr
         arrays.item_ids[row, column] = item_values
         arrays.event_types[row, column] = type_values
         arrays.timestamps[row, column] = seconds
+        arrays.queries[row, column] = query_values
         arrays.user_ids[row] = users
-
-    # A search goes to the chunk where its position still has a next item to predict;
-    # later searches overwrite earlier ones at the same position.
-    searched = events["event_type"].eq("search").to_numpy() & events["query"].notna().to_numpy() & (position >= 0)
-    pos, index = position[searched], session_index[searched]
-    chunk = pos // stride
-    has_target = (length[searched] >= 2) & (chunk < chunks_per_session[index]) & (pos < length[searched] - 1)
-    row, column = chunk_offset[index] + chunk, pos - chunk * stride
-    arrays.queries[row[has_target], column[has_target]] = events["query"].to_numpy()[searched][has_target].astype(str)
     return arrays
 
 

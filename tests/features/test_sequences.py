@@ -29,10 +29,22 @@ def test_long_sessions_become_overlapping_chunks_and_short_ones_are_dropped(even
     assert arrays.user_ids.tolist() == ["u1", "u1", "u2"]
 
 
-def test_a_search_sits_where_the_next_item_is_chosen(events):
+def test_a_search_stays_in_force_from_where_the_next_item_is_chosen(events):
     arrays = sessions_to_arrays(events, max_length=3)
-    # "red shoes" came after item 2 (position 1) and before item 3; "hat" preceded any item.
-    assert arrays.queries.tolist() == [["", "red shoes", ""], ["", "", ""], ["", "", ""]]
+    # "red shoes" came between items 2 and 3; "hat" before any item of session c.
+    assert arrays.queries.tolist() == [
+        ["", "red shoes", "red shoes"], ["red shoes", "red shoes", "red shoes"], ["hat", "hat", ""]
+    ]
+
+
+def test_training_queries_match_the_evaluation_cases(events):
+    arrays = sessions_to_arrays(events, max_length=10)
+    cases = make_next_item_cases(events)
+    for row in range(len(arrays)):
+        items = [i for i in arrays.item_ids[row] if i]
+        for t in range(1, len(items)):
+            case = [c for c in range(len(cases)) if list(cases.prefix_item_ids[c]) == items[:t]][0]
+            assert arrays.queries[row, t - 1] == cases.queries[case]
 
 
 def test_every_transition_survives_chunking(events):

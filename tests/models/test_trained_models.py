@@ -42,17 +42,18 @@ def _metrics(report):
     return {result.name: result.metrics for result in report.results}
 
 
-def test_retrieval_clearly_beats_popularity_and_markov(evaluation):
+def test_retrieval_beats_popularity_by_far_and_markov_on_hit_rate(evaluation):
     metrics = _metrics(evaluation.overall)
     retrieval = metrics["retrieval (LSTM two-tower)"]
     assert retrieval["HR@20"] > 2.5 * metrics["popularity"]["HR@20"]
-    assert retrieval["HR@20"] > metrics["markov-1"]["HR@20"] + 0.02
-    assert retrieval["HR@10"] > metrics["markov-1"]["HR@10"]
+    assert retrieval["HR@20"] > metrics["markov-1"]["HR@20"] + 0.015
 
 
-def test_recommend_path_keeps_retrieval_quality(evaluation):
+def test_recommend_path_improves_on_retrieval_and_markov(evaluation):
     metrics = _metrics(evaluation.overall)
-    assert metrics["recommend (retrieve+rank)"]["HR@20"] >= metrics["retrieval (LSTM two-tower)"]["HR@20"] - 0.02
+    recommend = metrics["recommend (retrieve+rank)"]
+    assert recommend["HR@20"] >= metrics["retrieval (LSTM two-tower)"]["HR@20"]
+    assert recommend["HR@20"] > metrics["markov-1"]["HR@20"] + 0.03
 
 
 def test_ranking_auc_is_well_above_chance_for_every_task(trained_run_dir):
