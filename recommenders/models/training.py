@@ -96,27 +96,29 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
                      callbacks=callbacks, verbose=train_config.verbose)
 
 
-def train_retrieval(train_events, validation_events, catalog, model_config: RetrievalConfig,
-                    train_config: TrainConfig, vocab: FeatureVocabularies | None = None, **fit_kwargs):
-    """Builds vocabularies (unless given) and fits a :class:`SessionRetrievalModel`."""
+def _train(model_class, monitor, callbacks, train_events, validation_events, catalog, model_config, train_config,
+           vocab, **fit_kwargs):
     tf.keras.utils.set_random_seed(train_config.seed)
     vocab = vocab or FeatureVocabularies.build(train_events, catalog)
     with precision_policy(train_config.mixed_precision):
-        model = SessionRetrievalModel(vocab, model_config)
-        history = fit(model, train_events, validation_events, train_config, RETRIEVAL_MONITOR,
-                      extra_callbacks=[RefreshCatalogIndex()], **fit_kwargs)
+        model = model_class(vocab, model_config)
+        history = fit(model, train_events, validation_events, train_config, monitor,
+                      extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
     return model, history
+
+
+def train_retrieval(train_events, validation_events, catalog, model_config: RetrievalConfig,
+                    train_config: TrainConfig, vocab: FeatureVocabularies | None = None, **fit_kwargs):
+    """Builds vocabularies (unless given) and fits a :class:`SessionRetrievalModel`; see :func:`fit`."""
+    return _train(SessionRetrievalModel, RETRIEVAL_MONITOR, [RefreshCatalogIndex()], train_events, validation_events,
+                  catalog, model_config, train_config, vocab, **fit_kwargs)
 
 
 def train_ranking(train_events, validation_events, catalog, model_config: RankingConfig,
                   train_config: TrainConfig, vocab: FeatureVocabularies | None = None, **fit_kwargs):
-    """Builds vocabularies (unless given) and fits a :class:`MultiTaskRanker`."""
-    tf.keras.utils.set_random_seed(train_config.seed)
-    vocab = vocab or FeatureVocabularies.build(train_events, catalog)
-    with precision_policy(train_config.mixed_precision):
-        model = MultiTaskRanker(vocab, model_config)
-        history = fit(model, train_events, validation_events, train_config, RANKING_MONITOR, **fit_kwargs)
-    return model, history
+    """Builds vocabularies (unless given) and fits a :class:`MultiTaskRanker`; see :func:`fit`."""
+    return _train(MultiTaskRanker, RANKING_MONITOR, [], train_events, validation_events, catalog, model_config,
+                  train_config, vocab, **fit_kwargs)
 
 
 def save_trained(model, directory) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -62,20 +63,27 @@ def test_ranking_auc_is_well_above_chance_for_every_task(trained_run_dir):
         assert ranking[f"val_{task}_auc"] > 0.7, task
 
 
-def test_personalized_search_uses_the_query(models, test_cases):
-    searched = test_cases.take(np.flatnonzero(test_cases.queries != ""))
+def _searched_right_before_target(events, cases):
+    """Indices of cases whose target is the first item event after a search."""
+    ordered = events.sort_values(["session_id", "timestamp"], kind="stable")
+    after_search = ordered["event_type"].shift().eq("search") & ordered["session_id"].shift().eq(ordered["session_id"])
+    items = ordered[ordered["event_type"] != "search"].assign(after_search=after_search)
+    items["position"] = items.groupby("session_id").cumcount()
+    wanted = set(zip(items.loc[items["after_search"], "session_id"], items.loc[items["after_search"], "position"]))
+    return np.array([i for i, (session, prefix) in enumerate(zip(cases.session_ids, cases.prefix_item_ids))
+                     if (session, len(prefix)) in wanted])
+
+
+def test_personalized_search_uses_the_query(models, small_shop_dir, test_cases):
+    """Right after a search, the query (words of the wanted item's title) must sharpen the results."""
+    searched = test_cases.take(_searched_right_before_target(load_prepared(small_shop_dir).test, test_cases))
     assert len(searched) > 50
 
     def hit_rate(cases):
-        inputs = session_inputs(cases, 20)
-        inputs[contract.K] = np.full(len(cases), 10, np.int32)
-        inputs[contract.EXCLUDE_ITEM_IDS] = np.full((len(cases), 1), "", dtype=object)
-        found = models.recommend.recommend(**{k: tf.constant(v.astype(str) if v.dtype == object else v)
-                                              for k, v in inputs.items()})[contract.ITEM_IDS].numpy().astype(str)
+        found = models.recommend.recommend(**_request(cases, 10))[contract.ITEM_IDS].numpy().astype(str)
         return np.mean([t in row for t, row in zip(cases.targets, found)])
 
-    without_query = searched.take(np.arange(len(searched)))
-    object.__setattr__(without_query, "queries", np.full(len(searched), "", dtype=object))
+    without_query = dataclasses.replace(searched, queries=np.full(len(searched), "", dtype=object))
     assert hit_rate(searched) > hit_rate(without_query) + 0.05
 
 

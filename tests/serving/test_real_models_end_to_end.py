@@ -35,8 +35,8 @@ def served(trained_run_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sessions(small_shop_dir):
     cases = make_next_item_cases(load_prepared(small_shop_dir).test)
-    picks = np.linspace(0, len(cases) - 1, 12).astype(int)
-    return cases.take(picks)
+    with_items = np.flatnonzero([len(prefix) > 0 for prefix in cases.prefix_item_ids])
+    return cases.take(with_items[np.linspace(0, len(with_items) - 1, 12).astype(int)])
 
 
 def _session(cases, row):
