@@ -16,35 +16,20 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
-import platform
 import resource
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "diginetica"
-RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, RESULTS, machine, run_main  # noqa: E402
+
 # Percent HR@20 / MRR@20 measured on this data with the same protocol (dataset README).
 REFERENCE = {
     "popularity": (0.93, 0.21),
     "markov": (34.76, 12.95),
     "session_knn": (51.36, 18.05),
 }
-
-
-def machine() -> dict:
-    """CPU count this process may use, total memory and platform."""
-    with open("/proc/meminfo", encoding="utf-8") as meminfo:
-        total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "memory_gb": round(total_kb / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -116,20 +101,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from recommenders.errors import RecsysError
-
-    args = parse_args(argv)
-    try:
-        result = run(args)
-    except RecsysError as exc:
-        print(f"diginetica_baselines: error: {exc}", file=sys.stderr)
-        return 2
-    page = markdown(result)
-    print(page)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "diginetica_baselines.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (args.output_dir / "diginetica_baselines.md").write_text(page, encoding="utf-8")
-    return 0
+    return run_main("diginetica_baselines", parse_args(argv), run, markdown)
 
 
 if __name__ == "__main__":

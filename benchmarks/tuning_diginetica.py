@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diginetica_baselines import DEFAULT_DATA, RESULTS, machine  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, machine, run_main  # noqa: E402
 
 import recommenders  # noqa: E402,F401
 
@@ -135,21 +135,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from recommenders.errors import RecsysError
-
-    args = parse_args(argv)
-    try:
-        result = run(args)
-    except RecsysError as exc:
-        print(f"tuning_diginetica: error: {exc}", file=sys.stderr)
-        return 2
-    page = markdown(result)
-    print(page)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "tuning_diginetica.json").write_text(json.dumps(result, indent=2, default=str) + "\n",
-                                                           encoding="utf-8")
-    (args.output_dir / "tuning_diginetica.md").write_text(page, encoding="utf-8")
-    return 0
+    return run_main("tuning_diginetica", parse_args(argv), run, markdown)
 
 
 if __name__ == "__main__":

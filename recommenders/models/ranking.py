@@ -5,7 +5,7 @@ from __future__ import annotations
 import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig
-from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, ItemEncoder, SessionEncoder, last_position
+from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionTowersModel, last_position
 from recommenders.tf_compat import tensorflow, tfrs
 from serving import contract
 
@@ -24,7 +24,7 @@ def _seen_in_prefix(prefix_items, prefix_types, prefix_mask, candidates):
     )
 
 
-class MultiTaskRanker(tfrs.Model):
+class MultiTaskRanker(SessionTowersModel):
     """Scores (session, candidate item) pairs for click, add-to-cart and purchase.
 
     Shared bottom: the session representation (its own LSTM session tower), the candidate's
@@ -45,12 +45,7 @@ class MultiTaskRanker(tfrs.Model):
     """
 
     def __init__(self, vocab: FeatureVocabularies, config: RankingConfig, **kwargs):
-        super().__init__(**kwargs)
-        config.validate()
-        self.config = config
-        self.vocab = vocab
-        self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
-        self.session_encoder = SessionEncoder.from_vocabularies(self.item_encoder, vocab, config, name="session_tower")
+        super().__init__(vocab, config, **kwargs)
         self.cross_layers = [tfrs.layers.dcn.Cross(name=f"cross_{i}") for i in range(config.cross_layers)]
         self.deep_layers = [tf.keras.layers.Dense(units, activation="relu") for units in config.deep_units]
         self.heads = {task: tf.keras.layers.Dense(1, dtype="float32", name=f"{task}_logit") for task in TASKS}

@@ -7,7 +7,7 @@ import numpy as np
 import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
-from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, ItemEncoder, SessionEncoder, last_position
+from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionEncoder, SessionTowersModel, last_position
 from recommenders.tf_compat import tensorflow, tfrs
 from serving import contract
 
@@ -75,7 +75,7 @@ def next_item_pairs(session_encoder: SessionEncoder, features, training=None):
     return tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(targets, valid)
 
 
-class SessionRetrievalModel(tfrs.Model):
+class SessionRetrievalModel(SessionTowersModel):
     """Retrieval: an LSTM session tower against a content-aware item tower.
 
     Loss: softmax over in-batch positives plus ``extra_negatives`` uniformly sampled catalog
@@ -92,12 +92,7 @@ class SessionRetrievalModel(tfrs.Model):
     """
 
     def __init__(self, vocab: FeatureVocabularies, config: RetrievalConfig, **kwargs):
-        super().__init__(**kwargs)
-        config.validate()
-        self.config = config
-        self.vocab = vocab
-        self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
-        self.session_encoder = SessionEncoder.from_vocabularies(self.item_encoder, vocab, config, name="session_tower")
+        super().__init__(vocab, config, **kwargs)
         probability = vocab.item_sampling_probability()
         # Indices 0 (padding) and 1 (unknown) are never candidates; give them a harmless value.
         self.sampling_probability = tf.constant(np.concatenate([[1.0, 1.0], probability]), tf.float32)

@@ -14,10 +14,11 @@ import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.features.sequences import SESSION_QUERIES
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TowerConfig
-from recommenders.tf_compat import tensorflow
+from recommenders.tf_compat import tensorflow, tfrs
 from serving import contract
 
 tf = tensorflow()
+tfrs = tfrs()
 
 # Index 0 of every StringLookup here is the padding value "" and index 1 the OOV bucket.
 PADDING_INDEX = 0
@@ -286,3 +287,19 @@ def last_position(embeddings, mask):
     """The representation at each session's last non-padding position: [B, T, D] -> [B, D]."""
     last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
     return tf.gather(embeddings, last, axis=1, batch_dims=1)
+
+
+class SessionTowersModel(tfrs.Model):
+    """Base of the retrieval and ranking models: vocabularies, a validated config, both towers.
+
+    The session tower reads item ids through the item tower's lookup and id embedding,
+    so the two share one item table.
+    """
+
+    def __init__(self, vocab: FeatureVocabularies, config: TowerConfig, **kwargs):
+        super().__init__(**kwargs)
+        config.validate()
+        self.config = config
+        self.vocab = vocab
+        self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
+        self.session_encoder = SessionEncoder.from_vocabularies(self.item_encoder, vocab, config, name="session_tower")
