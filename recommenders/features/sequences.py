@@ -57,9 +57,6 @@ class SessionArrays:
             contract.QUERY: self.queries[np.arange(len(self)), np.maximum(self.lengths - 1, 0)],
         }
 
-    def take(self, rows) -> "SessionArrays":
-        return SessionArrays(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
-
 
 def _unix_seconds(timestamps: pd.Series) -> np.ndarray:
     return timestamps.to_numpy(dtype="datetime64[ns]").astype(np.int64) // 1_000_000_000

@@ -120,15 +120,15 @@ class RetrievalModule(tf.Module):
         """Candidate-tower embeddings of item id strings: [...] -> [..., output_dim]."""
         return tf.cast(self.item_encoder(item_ids, training=False), tf.float32)
 
-    def candidates(self, features, n):
-        """The ``n`` best catalog items per session: ``(scores [B, n], item ids [B, n])``."""
-        return self.index(self.query_embeddings(features), k=n)
+    def candidates(self, query_embeddings, n):
+        """The ``n`` best catalog items per query: ``(scores [B, n], item ids [B, n])``."""
+        return self.index(query_embeddings, k=n)
 
     @tf.function(input_signature=[*_SESSION_SPECS, _K_SPEC])
     def retrieve(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k):
         features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
         max_k = _checked_max_k(k, tf.shape(session_item_ids)[0], self.num_items)
-        scores, ids = self.candidates(features, max_k)
+        scores, ids = self.candidates(self.query_embeddings(features), max_k)
         return _top_k_per_row(scores, ids, k, max_k)
 
 
@@ -181,10 +181,10 @@ class RecommendModule(tf.Module):
             self.retrieval.num_items,
             tf.maximum(self.config.candidate_pool, max_k + tf.shape(exclude_item_ids)[1] + tf.shape(session_item_ids)[1]),
         )
-        retrieved_scores, retrieved = self.retrieval.candidates(features, pool)
+        query = self.retrieval.query_embeddings(features)
+        retrieved_scores, retrieved = self.retrieval.candidates(query, pool)
         # Shoppers return to what they viewed or carted: the session's own items join the
         # pool (once each), scored by the retrieval model like every other candidate.
-        query = self.retrieval.query_embeddings(features)
         own_scores = tf.reduce_sum(
             query[:, tf.newaxis, :] * self.retrieval.encode_items(session_item_ids), axis=-1)
         positions = tf.range(tf.shape(session_item_ids)[1])
