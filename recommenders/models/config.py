@@ -51,9 +51,18 @@ class TowerConfig:
 
 @dataclasses.dataclass
 class RetrievalConfig(TowerConfig):
-    """Two-tower retrieval: in-batch softmax with logQ correction and optional extra negatives."""
+    """Two-tower retrieval: which negatives the softmax sees, and how it is scaled.
+
+    ``negatives="sampled"``: in-batch positives plus ``extra_negatives`` uniformly sampled
+    catalog items, with logQ correction; its cost does not grow with the catalog.
+    ``negatives="catalog"``: an exact softmax over every catalog item; best quality while
+    the catalog fits a ``[positions, catalog]`` score matrix (tens of thousands of items).
+    """
+
+    NEGATIVES = ("sampled", "catalog")
 
     temperature: float = 0.1
+    negatives: str = "sampled"
     extra_negatives: int = 2048  # uniformly sampled catalog items added to in-batch negatives
     remove_accidental_hits: bool = True
     sampling_bias_correction: bool = True
@@ -61,6 +70,8 @@ class RetrievalConfig(TowerConfig):
     def validate(self) -> None:
         super().validate()
         _check(self.temperature > 0.0, f"temperature must be > 0, got {self.temperature}")
+        _check(self.negatives in self.NEGATIVES,
+               f"negatives must be one of {', '.join(self.NEGATIVES)}, got {self.negatives!r}")
         _check(self.extra_negatives >= 0, f"extra_negatives must be >= 0, got {self.extra_negatives}")
 
 
@@ -91,6 +102,7 @@ class TrainConfig:
     epochs: int = 8
     batch_size: int = 256
     learning_rate: float = 0.003
+    learning_rate_decay: float = 1.0  # multiplies the learning rate after every epoch; 1 keeps it constant
     optimizer: str = "adam"
     max_length: int = 20
     seed: int = 0
@@ -105,6 +117,7 @@ class TrainConfig:
         _check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         _check(self.batch_size >= 2, f"batch_size must be at least 2, got {self.batch_size}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _check(0 < self.learning_rate_decay <= 1, f"learning_rate_decay must be in (0, 1], got {self.learning_rate_decay}")
         _check(self.optimizer in self.OPTIMIZERS, f"optimizer must be one of {', '.join(self.OPTIMIZERS)}, got {self.optimizer!r}")
         _check(self.max_length >= 2, f"max_length must be at least 2, got {self.max_length}")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")

@@ -78,9 +78,10 @@ def next_item_pairs(session_encoder: SessionEncoder, features, training=None):
 class SessionRetrievalModel(SessionTowersModel):
     """Retrieval: an LSTM session tower against a content-aware item tower.
 
-    Loss: softmax over in-batch positives plus ``extra_negatives`` uniformly sampled catalog
-    items, with logQ sampling-bias correction (each candidate's logit is reduced by the log
-    of its expected count in the candidate set), accidental-hit removal and a temperature.
+    Loss (``negatives="sampled"``): softmax over in-batch positives plus ``extra_negatives``
+    uniformly sampled catalog items, with logQ sampling-bias correction (each candidate's
+    logit is reduced by the log of its expected count in the candidate set), accidental-hit
+    removal and a temperature. ``negatives="catalog"``: exact softmax over every item.
     The full-catalog ``FactorizedTopK`` metric (HR@K) is computed at validation only.
 
     Example:
@@ -105,6 +106,9 @@ class SessionRetrievalModel(SessionTowersModel):
 
     def compute_loss(self, features, training=False):
         queries, targets = next_item_pairs(self.session_encoder, features, training=training)
+        if training and self.config.negatives == "catalog":
+            # Validation keeps the in-batch loss: FactorizedTopK there already scans the catalog.
+            return self._catalog_softmax_loss(queries, targets)
         candidate_ids = targets
         if training and self.config.extra_negatives:
             extra = tf.random.uniform(
@@ -125,6 +129,19 @@ class SessionRetrievalModel(SessionTowersModel):
             candidate_ids=candidate_ids,
             compute_metrics=not training,
         )
+
+    def _catalog_softmax_loss(self, queries, targets):
+        """Exact softmax cross-entropy of each next item against every catalog item.
+
+        Summed like ``tfrs.tasks.Retrieval``'s loss, so learning rates carry over between
+        the two modes. The sparse op keeps one ``[positions, catalog]`` matrix alive; the
+        task's dense identity labels and masks would need four and run 4x slower.
+        """
+        catalog = self.item_encoder.encode_indices(
+            tf.range(2, self.item_encoder.num_indices, dtype=targets.dtype), training=True)
+        logits = tf.linalg.matmul(tf.cast(queries, tf.float32), tf.cast(catalog, tf.float32), transpose_b=True)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 2, logits / self.config.temperature)
+        return tf.reduce_sum(losses)
 
     def call(self, features, training=None):
         """Query embeddings at each session's last position: [B, output_dim]."""
