@@ -24,15 +24,21 @@ RETRIEVAL_MONITOR = f"val_factorized_top_k/top_{max(EVALUATION_KS)}_categorical_
 RANKING_MONITOR = "val_click_auc"
 
 
-def make_optimizer(config: TrainConfig):
-    """The configured Keras optimizer at the configured learning rate."""
+def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None):
+    """The configured Keras optimizer; its learning rate steps down by ``learning_rate_decay``
+    after every ``steps_per_epoch`` batches (a schedule on the optimizer's own step counter,
+    so a resumed run continues at the right rate)."""
     optimizers = {
         "adam": tf.keras.optimizers.Adam,
         "adagrad": tf.keras.optimizers.Adagrad,
         "sgd": tf.keras.optimizers.SGD,
         "rmsprop": tf.keras.optimizers.RMSprop,
     }
-    return optimizers[config.optimizer](learning_rate=config.learning_rate)
+    learning_rate = config.learning_rate
+    if config.learning_rate_decay < 1 and steps_per_epoch:
+        learning_rate = tf.keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, steps_per_epoch, config.learning_rate_decay, staircase=True)
+    return optimizers[config.optimizer](learning_rate=learning_rate)
 
 
 @contextlib.contextmanager
@@ -77,9 +83,9 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     train_config.validate()
     sequences = _sequences(train_events, train_config.max_length, "training")
     train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True)
-    optimizer = make_optimizer(train_config)
-    train = resumable_stream(train, optimizer)
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
+    optimizer = make_optimizer(train_config, steps_per_epoch)
+    train = resumable_stream(train, optimizer)
     validation = to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512)
     callbacks = list(extra_callbacks)
     if train_config.early_stopping_patience:

@@ -1,0 +1,38 @@
+"""The optimizer's learning-rate schedule: constant by default, stepped down once per epoch."""
+
+import pytest
+
+from recommenders.errors import ConfigError
+from recommenders.models.config import TrainConfig
+from recommenders.models.training import make_optimizer
+from recommenders.tf_compat import tensorflow
+
+tf = tensorflow()
+
+
+def _rates_at(optimizer, steps) -> list[float]:
+    """The rates the optimizer applies at ``steps`` (it evaluates its schedule when applying)."""
+    weight = tf.Variable(1.0)
+    optimizer.build([weight])
+    rates = []
+    for step in steps:
+        optimizer.iterations.assign(step)
+        optimizer.apply_gradients([(tf.constant(0.0), weight)])
+        rates.append(float(optimizer.learning_rate))
+    return rates
+
+
+def test_learning_rate_steps_down_by_the_decay_after_each_epoch():
+    optimizer = make_optimizer(TrainConfig(learning_rate=0.01, learning_rate_decay=0.5), steps_per_epoch=10)
+    assert _rates_at(optimizer, (0, 9, 10, 25)) == pytest.approx([0.01, 0.01, 0.005, 0.0025], rel=1e-6)
+
+
+def test_learning_rate_is_constant_without_decay():
+    optimizer = make_optimizer(TrainConfig(learning_rate=0.01), steps_per_epoch=10)
+    assert _rates_at(optimizer, (1000,)) == pytest.approx([0.01])
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.5])
+def test_decay_outside_zero_to_one_is_named(decay):
+    with pytest.raises(ConfigError, match=f"learning_rate_decay must be in \\(0, 1\\], got {decay}"):
+        TrainConfig(learning_rate_decay=decay).validate()
