@@ -36,6 +36,11 @@ class TowerConfig:
     # Attention from each position over the session so far (NARM-style): lets the query
     # recall items seen earlier, which a last-state-only LSTM forgets.
     session_attention: bool = True
+    # Adds an attention-weighted sum of the session's items, embedded by the item tower, to
+    # the query: the output space then holds the seen items themselves, so re-visits (a
+    # fifth of Diginetica's next clicks) and their neighbours score high without having to
+    # be squeezed through the LSTM state (the tied-embedding readout of NARM/STAMP/SR-GNN).
+    session_item_readout: bool = True
     l2_normalize: bool = False
 
     def tower_fields(self) -> dict:

@@ -210,6 +210,10 @@ class SessionEncoder(tf.keras.layers.Layer):
         self.dropout = tf.keras.layers.Dropout(c.dropout)
         if c.session_attention:
             self.attention = tf.keras.layers.MultiHeadAttention(num_heads=1, key_dim=c.lstm_units, name="session_attention")
+        if c.session_item_readout:
+            self.readout_query = tf.keras.layers.Dense(c.output_dim, name="readout_query")
+            self.readout_key = tf.keras.layers.Dense(c.output_dim, name="readout_key")
+            self.readout = tf.keras.layers.Attention(name="session_item_readout")
         if c.use_user:
             self.user_lookup = _lookup(self.users)
             self.user_embedding = tf.keras.layers.Embedding(
@@ -262,6 +266,11 @@ class SessionEncoder(tf.keras.layers.Layer):
         if c.use_query:
             parts.append(self.item_encoder.title_encoder(_position_queries(features, mask)))
         embeddings = self.projection(tf.concat(parts, axis=-1))
+        if c.session_item_readout:
+            seen = tf.cast(self.item_encoder.encode_indices(items, training=training), embeddings.dtype)
+            embeddings += self.readout(
+                [self.readout_query(hidden), seen, self.readout_key(hidden)],
+                mask=[mask, mask], use_causal_mask=True, training=training)
         if c.l2_normalize:
             embeddings = tf.math.l2_normalize(embeddings, axis=-1)
         return embeddings, mask
