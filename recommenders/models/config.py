@@ -71,6 +71,8 @@ class RetrievalConfig(TowerConfig):
     extra_negatives: int = 2048  # uniformly sampled catalog items added to in-batch negatives
     remove_accidental_hits: bool = True
     sampling_bias_correction: bool = True
+    # Mixes the catalog softmax with a pointer over the session's own items (models/repeat.py).
+    repeat_head: bool = True
 
     def validate(self) -> None:
         super().validate()

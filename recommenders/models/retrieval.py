@@ -7,6 +7,7 @@ import numpy as np
 import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
+from recommenders.models.repeat import RepeatHead, repeat_targets
 from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionEncoder, SessionTowersModel, last_position
 from recommenders.tf_compat import tensorflow, tfrs
 from serving import contract
@@ -63,16 +64,23 @@ class RefreshCatalogIndex(tf.keras.callbacks.Callback):
         self.model.catalog_top_k.index(self.model.catalog_embeddings())
 
 
-def next_item_pairs(session_encoder: SessionEncoder, features, training=None):
-    """Every (position, next item) pair of a batch: ``(query embeddings [N, D], target indices [N])``.
+def next_item_positions(session_encoder: SessionEncoder, features, training=None):
+    """Per-position states of a batch: ``(embeddings [B, T, D], mask [B, T], items [B, T], valid [B, T-1])``.
 
-    Positions whose next item is padding or unknown to the vocabulary carry no example.
+    ``valid`` marks the positions that are examples: a next item that is neither padding
+    nor unknown to the vocabulary.
     """
     embeddings, mask = session_encoder(features, training=training)
     items = session_encoder.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
     targets = items[:, 1:]
     valid = mask[:, :-1] & tf.not_equal(targets, PADDING_INDEX) & tf.not_equal(targets, OOV_INDEX)
-    return tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(targets, valid)
+    return embeddings, mask, items, valid
+
+
+def next_item_pairs(session_encoder: SessionEncoder, features, training=None):
+    """Every (position, next item) pair of a batch: ``(query embeddings [N, D], target indices [N])``."""
+    embeddings, _, items, valid = next_item_positions(session_encoder, features, training)
+    return tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(items[:, 1:], valid)
 
 
 class SessionRetrievalModel(SessionTowersModel):
@@ -103,9 +111,31 @@ class SessionRetrievalModel(SessionTowersModel):
             temperature=config.temperature,
             remove_accidental_hits=config.remove_accidental_hits,
         )
+        self.repeat_head = None
+        if config.repeat_head:
+            self.repeat_head = RepeatHead(config.output_dim, name="repeat_head")
+            self.repeat_gate_task = tfrs.tasks.Ranking(
+                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
+                metrics=[tf.keras.metrics.AUC(from_logits=True, name="repeat_gate_auc")],
+            )
 
     def compute_loss(self, features, training=False):
-        queries, targets = next_item_pairs(self.session_encoder, features, training=training)
+        embeddings, mask, items, valid = next_item_positions(self.session_encoder, features, training)
+        queries, targets = tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(items[:, 1:], valid)
+        loss = self._retrieval_loss(queries, targets, training)
+        if self.repeat_head is not None:
+            gate, pointer = self.repeat_head(
+                embeddings, self.item_encoder.encode_indices(items, training=training), mask, training=training)
+            seen, log_likelihood = repeat_targets(items, items[:, 1:], pointer[:, :-1])
+            loss += self.repeat_gate_task(
+                labels=tf.cast(tf.boolean_mask(seen, valid), tf.float32),
+                predictions=tf.boolean_mask(gate[:, :-1], valid),
+                compute_metrics=not training,
+            )
+            loss -= tf.reduce_sum(tf.boolean_mask(log_likelihood, valid))
+        return loss
+
+    def _retrieval_loss(self, queries, targets, training):
         if training and self.config.negatives == "catalog":
             # Validation keeps the in-batch loss: FactorizedTopK there already scans the catalog.
             return self._catalog_softmax_loss(queries, targets)

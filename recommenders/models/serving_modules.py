@@ -13,13 +13,13 @@ import dataclasses
 import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.errors import ConfigError
 from recommenders.models.ranking import MultiTaskRanker
+from recommenders.models.repeat import mix_with_catalog
 from recommenders.models.retrieval import SessionRetrievalModel
 from recommenders.models.towers import last_position
-from recommenders.tf_compat import tensorflow, tfrs
+from recommenders.tf_compat import tensorflow
 from serving import contract
 
 tf = tensorflow()
-tfrs = tfrs()
 
 _SESSION_SPECS = [
     tf.TensorSpec([None, None], tf.string, name=contract.SESSION_ITEM_IDS),
@@ -35,8 +35,8 @@ _K_SPEC = tf.TensorSpec([None], tf.int32, name=contract.K)
 class RecommendConfig:
     """The recommend path: how many retrieved candidates the ranker reorders, and the blend.
 
-    The final score is ``log(ranking score) + retrieval_weight * retrieval logit`` (the
-    retrieval score over the training temperature): the ranker's business-weighted
+    The final score is ``log(ranking score) + retrieval_weight * retrieval log-probability``
+    (the ``retrieve`` score of the item): the ranker's business-weighted
     click/cart/purchase probability, plus how well the item matches the session in the
     retrieval space (the ranker alone only ever saw popularity-sampled negatives).
     """
@@ -82,10 +82,8 @@ def _checked_max_k(k, rows, num_items: int):
         return tf.maximum(tf.reduce_max(k), 1)
 
 
-def _top_k_per_row(scores, item_ids, k, max_k):
-    """Top ``max_k`` of each row, then blanks (``""``, ``-inf``) past the row's own ``k``."""
-    values, positions = tf.math.top_k(scores, k=max_k)
-    ids = tf.gather(item_ids, positions, batch_dims=1)
+def _blank_past_k(values, ids, k, max_k):
+    """Blanks (``""``, ``-inf``) each row's entries past its own ``k``."""
     keep = tf.sequence_mask(k, max_k)
     return {
         contract.ITEM_IDS: tf.where(keep, ids, tf.constant("")),
@@ -93,8 +91,18 @@ def _top_k_per_row(scores, item_ids, k, max_k):
     }
 
 
+def _top_k_per_row(scores, item_ids, k, max_k):
+    """Top ``max_k`` of each row of ``scores`` (ids ``item_ids``, one row each), blanked past ``k``."""
+    values, positions = tf.math.top_k(scores, k=max_k)
+    return _blank_past_k(values, tf.gather(item_ids, positions, batch_dims=1), k, max_k)
+
+
 class RetrievalModule(tf.Module):
-    """``retrieve``: session -> top-``k`` catalog items by query/candidate dot product.
+    """``retrieve``: session -> top-``k`` catalog items by retrieval log-probability.
+
+    A score is the log-probability of the item being next: the two-tower softmax over the
+    catalog, mixed with the repeat head's pointer over the session's own items when the
+    model has one (``recommenders/models/repeat.py``).
 
     Example:
 
@@ -107,29 +115,43 @@ class RetrievalModule(tf.Module):
         super().__init__(name="retrieval")
         self.session_encoder = model.session_encoder
         self.item_encoder = model.item_encoder
+        self.repeat_head = model.repeat_head
         self.num_items = model.vocab.num_items
         self.temperature = model.config.temperature
-        self.index = tfrs.layers.factorized_top_k.BruteForce(k=10)
-        self.index.index(model.catalog_embeddings(), identifiers=tf.constant(model.vocab.item_ids))
+        self.catalog = tf.Variable(model.catalog_embeddings(), trainable=False, name="catalog_embeddings")
+        self.item_ids = tf.constant(model.vocab.item_ids)
 
-    def query_embeddings(self, features):
+    def catalog_scores(self, features):
+        """Log-probability of every catalog item being the session's next: [B, num_items]."""
         embeddings, mask = self.session_encoder(features, training=False)
-        return tf.cast(last_position(embeddings, mask), tf.float32)
+        query = tf.cast(last_position(embeddings, mask), tf.float32)
+        logits = tf.linalg.matmul(query, self.catalog, transpose_b=True) / self.temperature
+        if self.repeat_head is None:
+            return tf.nn.log_softmax(logits, axis=-1)
+        items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
+        gate, pointer = self.repeat_head(embeddings, self.item_encoder.encode_indices(items, training=False), mask)
+        last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
+        return mix_with_catalog(logits, tf.gather(gate, last, batch_dims=1),
+                                tf.gather(pointer, last, axis=1, batch_dims=1), items)
 
-    def encode_items(self, item_ids):
-        """Candidate-tower embeddings of item id strings: [...] -> [..., output_dim]."""
-        return tf.cast(self.item_encoder(item_ids, training=False), tf.float32)
+    def candidates(self, scores, n):
+        """The ``n`` best catalog items per row of ``catalog_scores``: ``(scores [B, n], item ids [B, n])``."""
+        values, positions = tf.math.top_k(scores, k=n)
+        return values, tf.gather(self.item_ids, positions)
 
-    def candidates(self, query_embeddings, n):
-        """The ``n`` best catalog items per query: ``(scores [B, n], item ids [B, n])``."""
-        return self.index(query_embeddings, k=n)
+    def item_scores(self, scores, item_ids):
+        """The ``catalog_scores`` of given item ids [B, N]; ``-inf`` for ids outside the catalog."""
+        indices = self.item_encoder.lookup(item_ids)
+        known = indices >= 2
+        values = tf.gather(scores, tf.where(known, indices - 2, 0), batch_dims=1)
+        return tf.where(known, values, tf.constant(float("-inf")))
 
     @tf.function(input_signature=[*_SESSION_SPECS, _K_SPEC])
     def retrieve(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k):
         features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
         max_k = _checked_max_k(k, tf.shape(session_item_ids)[0], self.num_items)
-        scores, ids = self.candidates(self.query_embeddings(features), max_k)
-        return _top_k_per_row(scores, ids, k, max_k)
+        scores, ids = self.candidates(self.catalog_scores(features), max_k)
+        return _blank_past_k(scores, ids, k, max_k)
 
 
 class RankingModule(tf.Module):
@@ -181,12 +203,11 @@ class RecommendModule(tf.Module):
             self.retrieval.num_items,
             tf.maximum(self.config.candidate_pool, max_k + tf.shape(exclude_item_ids)[1] + tf.shape(session_item_ids)[1]),
         )
-        query = self.retrieval.query_embeddings(features)
-        retrieved_scores, retrieved = self.retrieval.candidates(query, pool)
+        catalog_scores = self.retrieval.catalog_scores(features)
+        retrieved_scores, retrieved = self.retrieval.candidates(catalog_scores, pool)
         # Shoppers return to what they viewed or carted: the session's own items join the
         # pool (once each), scored by the retrieval model like every other candidate.
-        own_scores = tf.reduce_sum(
-            query[:, tf.newaxis, :] * self.retrieval.encode_items(session_item_ids), axis=-1)
+        own_scores = self.retrieval.item_scores(catalog_scores, session_item_ids)
         positions = tf.range(tf.shape(session_item_ids)[1])
         earlier = positions[tf.newaxis, :] < positions[:, tf.newaxis]  # [i, j]: j comes before i
         repeated = tf.reduce_any(
@@ -197,8 +218,7 @@ class RecommendModule(tf.Module):
         retrieval_scores = tf.concat([retrieved_scores, own_scores], axis=1)
 
         ranked = self.ranking.rank_features(features, candidates)
-        retrieval_logits = retrieval_scores / self.retrieval.temperature
-        score = tf.math.log(ranked[contract.SCORES] + 1e-7) + self.config.retrieval_weight * retrieval_logits
+        score = tf.math.log(ranked[contract.SCORES] + 1e-7) + self.config.retrieval_weight * retrieval_scores
 
         purchased = tf.where(tf.equal(session_event_types, "purchase"), session_item_ids, tf.constant(""))
         blocked = tf.concat([exclude_item_ids, purchased], axis=1)

@@ -35,7 +35,7 @@ def _features(events):
 def test_catalog_softmax_is_the_exact_cross_entropy_over_every_catalog_item():
     events, catalog = _shop()
     config = RetrievalConfig(embedding_dim=8, feature_dim=4, lstm_units=8, output_dim=8, dropout=0.0,
-                             negatives="catalog", temperature=0.5)
+                             negatives="catalog", temperature=0.5, repeat_head=False)
     model = SessionRetrievalModel(FeatureVocabularies.build(events, catalog), config)
     features = _features(events)
 

@@ -1,0 +1,97 @@
+"""Re-visits: how likely the next item is one the session already holds, and which one.
+
+Shoppers click again on what they looked at (a fifth of Diginetica's next clicks), and a
+single query vector cannot put every seen item on top of the catalog at once. Following
+the repeat/explore mixture of RepeatNet (Ren et al., AAAI 2019), the retrieval score of an
+item becomes
+
+    P(item) = (1 - P(repeat)) * P_catalog(item) + P(repeat) * P_pointer(item),
+
+where ``P_catalog`` is the two-tower softmax over the catalog and ``P_pointer`` an
+attention over the session's own positions. The gate is a ``tfrs.tasks.Ranking`` binary
+task; the pointer a cross-entropy over positions, trained where the next item is a repeat.
+"""
+
+from __future__ import annotations
+
+import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from recommenders.tf_compat import tensorflow
+
+tf = tensorflow()
+
+# Masked logits: large enough to vanish in a softmax, small enough to stay finite in sums.
+_MASKED = -1e9
+
+
+@tf.keras.utils.register_keras_serializable(package="recommenders")
+class RepeatHead(tf.keras.layers.Layer):
+    """Gate and pointer logits from per-position session states and the items at each position.
+
+    ``call(states [B, T, D], item_embeddings [B, T, D], mask [B, T])`` returns
+    ``(gate_logits [B, T], pointer_logits [B, T, T])``: row ``t`` of the pointer scores the
+    positions ``s <= t`` (others are masked), with a learned bias per distance ``t - s``.
+
+    Example:
+
+    >>> head = RepeatHead(units=16)
+    >>> gate, pointer = head(tf.zeros([2, 3, 8]), tf.zeros([2, 3, 8]), tf.ones([2, 3], tf.bool))
+    >>> gate.shape, pointer.shape
+    (TensorShape([2, 3]), TensorShape([2, 3, 3]))
+    """
+
+    def __init__(self, units: int, max_distance: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.max_distance = units, max_distance
+        self.query = tf.keras.layers.Dense(units, name="pointer_query")
+        self.key = tf.keras.layers.Dense(units, name="pointer_key")
+        self.distance_bias = tf.keras.layers.Embedding(max_distance, 1, embeddings_initializer="zeros",
+                                                       name="distance_bias")
+        self.gate_hidden = tf.keras.layers.Dense(units, activation="relu", name="gate_hidden")
+        self.gate = tf.keras.layers.Dense(1, name="gate")
+
+    def call(self, states, item_embeddings, mask):
+        length = tf.shape(states)[1]
+        keys = self.key(tf.concat([states, item_embeddings], axis=-1))
+        logits = tf.einsum("btd,bsd->bts", self.query(states), keys) / tf.sqrt(float(self.units))
+        positions = tf.range(length)
+        distance = positions[:, tf.newaxis] - positions[tf.newaxis, :]
+        logits += tf.squeeze(self.distance_bias(tf.clip_by_value(distance, 0, self.max_distance - 1)), -1)
+        allowed = (distance >= 0)[tf.newaxis] & mask[:, tf.newaxis, :]
+        pointer = tf.where(allowed, tf.cast(logits, tf.float32), _MASKED)
+        gate = tf.squeeze(self.gate(self.gate_hidden(states)), -1)
+        return tf.cast(gate, tf.float32), pointer
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "max_distance": self.max_distance}
+
+
+def repeat_targets(items, targets_matrix, pointer_logits):
+    """Per position: was the next item already seen (``[B, T]`` bool), and the pointer's log-likelihood of it.
+
+    ``items`` and ``targets_matrix`` are ``[B, T]`` item indices (the next item at each
+    position); the log-likelihood sums the pointer's probability over every earlier
+    position holding the target, and is 0 where the target was not seen.
+    """
+    matches = tf.equal(items[:, tf.newaxis, :], targets_matrix[:, :, tf.newaxis]) & (pointer_logits > _MASKED / 2)
+    seen = tf.reduce_any(matches, axis=-1)
+    log_total = tf.reduce_logsumexp(pointer_logits, axis=-1)
+    log_hit = tf.reduce_logsumexp(tf.where(matches, pointer_logits, _MASKED), axis=-1)
+    return seen, tf.where(seen, log_hit - log_total, 0.0)
+
+
+def mix_with_catalog(catalog_logits, gate_logits, pointer_logits, items, first_index: int = 2):
+    """Log-probabilities of the repeat/explore mixture over the catalog: ``[B, C]``.
+
+    ``catalog_logits`` ``[B, C]`` score catalog column ``c`` = item index ``c + first_index``;
+    ``gate_logits`` ``[B]`` and ``pointer_logits`` ``[B, T]`` belong to each session's last
+    position and ``items`` ``[B, T]`` are its item indices (smaller than ``first_index``:
+    padding or unknown, never pointed at).
+    """
+    log_catalog = tf.nn.log_softmax(catalog_logits, axis=-1) + tf.math.log_sigmoid(-gate_logits)[:, tf.newaxis]
+    known = items >= first_index
+    weights = tf.where(known, tf.nn.softmax(pointer_logits, axis=-1), 0.0)
+    rows = tf.broadcast_to(tf.range(tf.shape(items)[0])[:, tf.newaxis], tf.shape(items))
+    columns = tf.cast(tf.where(known, items - first_index, 0), tf.int32)
+    pointed = tf.tensor_scatter_nd_add(tf.zeros_like(catalog_logits), tf.stack([rows, columns], axis=-1), weights)
+    log_pointed = tf.math.log(tf.maximum(pointed, 1e-30)) + tf.math.log_sigmoid(gate_logits)[:, tf.newaxis]
+    return tf.where(pointed > 0, tf.reduce_logsumexp(tf.stack([log_catalog, log_pointed], -1), -1), log_catalog)
