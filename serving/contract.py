@@ -21,7 +21,8 @@ query                 DT_STRING  [B]     search text, ``""`` when not searching
 Signatures:
 
 * ``retrieval`` model, signature ``retrieve``: session inputs + ``k`` (DT_INT32 [B])
-  -> ``item_ids`` (DT_STRING [B, max(k)]), ``scores`` (DT_FLOAT [B, max(k)]).
+  -> ``item_ids`` (DT_STRING [B, max(k)]), ``scores`` (DT_FLOAT [B, max(k)]): the
+  log-probability of each item being the session's next click.
 * ``ranking`` model, signature ``rank``: session inputs + ``candidate_item_ids``
   (DT_STRING [B, C]) -> ``click_probability``, ``cart_probability``,
   ``purchase_probability`` and ``scores`` (all DT_FLOAT [B, C]).

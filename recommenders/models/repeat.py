@@ -27,14 +27,17 @@ _MASKED = -1e9
 class RepeatHead(tf.keras.layers.Layer):
     """Gate and pointer logits from per-position session states and the items at each position.
 
-    ``call(states [B, T, D], item_embeddings [B, T, D], mask [B, T])`` returns
-    ``(gate_logits [B, T], pointer_logits [B, T, T])``: row ``t`` of the pointer scores the
-    positions ``s <= t`` (others are masked), with a learned bias per distance ``t - s``.
+    ``call(states [B, T, D], item_embeddings [B, T, D], items [B, T])`` (item indices, 0 =
+    padding) returns ``(gate_logits [B, T], pointer_logits [B, T, T])``: row ``t`` of the
+    pointer scores the positions ``s <= t`` (others are masked), with a learned bias per
+    distance ``t - s``. Besides the state, the gate reads the session's re-visit history
+    (share of re-visits so far, whether the current item is one, log position): how
+    much a shopper goes back is the best single sign they will again.
 
     Example:
 
     >>> head = RepeatHead(units=16)
-    >>> gate, pointer = head(tf.zeros([2, 3, 8]), tf.zeros([2, 3, 8]), tf.ones([2, 3], tf.bool))
+    >>> gate, pointer = head(tf.zeros([2, 3, 8]), tf.zeros([2, 3, 8]), tf.constant([[5, 6, 5], [7, 0, 0]], tf.int64))
     >>> gate.shape, pointer.shape
     (TensorShape([2, 3]), TensorShape([2, 3, 3]))
     """
@@ -49,7 +52,8 @@ class RepeatHead(tf.keras.layers.Layer):
         self.gate_hidden = tf.keras.layers.Dense(units, activation="relu", name="gate_hidden")
         self.gate = tf.keras.layers.Dense(1, name="gate")
 
-    def call(self, states, item_embeddings, mask):
+    def call(self, states, item_embeddings, items):
+        mask = tf.not_equal(items, 0)
         length = tf.shape(states)[1]
         keys = self.key(tf.concat([states, item_embeddings], axis=-1))
         logits = tf.einsum("btd,bsd->bts", self.query(states), keys) / tf.sqrt(float(self.units))
@@ -58,11 +62,23 @@ class RepeatHead(tf.keras.layers.Layer):
         logits += tf.squeeze(self.distance_bias(tf.clip_by_value(distance, 0, self.max_distance - 1)), -1)
         allowed = (distance >= 0)[tf.newaxis] & mask[:, tf.newaxis, :]
         pointer = tf.where(allowed, tf.cast(logits, tf.float32), _MASKED)
-        gate = tf.squeeze(self.gate(self.gate_hidden(states)), -1)
+        history = tf.cast(revisit_history(items, mask), states.dtype)
+        gate = tf.squeeze(self.gate(self.gate_hidden(tf.concat([states, history], axis=-1))), -1)
         return tf.cast(gate, tf.float32), pointer
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "max_distance": self.max_distance}
+
+
+def revisit_history(items, mask):
+    """Per position: share of re-visits so far, whether this item is a re-visit, log(1 + position): [B, T, 3]."""
+    positions = tf.range(tf.shape(items)[1])
+    earlier = positions[tf.newaxis, :] < positions[:, tf.newaxis]  # [s, r]: position r comes before s
+    revisit = tf.reduce_any(tf.equal(items[:, :, tf.newaxis], items[:, tf.newaxis, :]) & earlier[tf.newaxis], -1)
+    revisit = tf.cast(revisit & mask, tf.float32)
+    share = tf.cumsum(revisit, axis=1) / tf.cast(positions + 1, tf.float32)
+    depth = tf.broadcast_to(tf.math.log1p(tf.cast(positions, tf.float32)), tf.shape(revisit))
+    return tf.stack([share, revisit, depth], axis=-1)
 
 
 def repeat_targets(items, targets_matrix, pointer_logits):

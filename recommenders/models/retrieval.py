@@ -125,7 +125,7 @@ class SessionRetrievalModel(SessionTowersModel):
         loss = self._retrieval_loss(queries, targets, training)
         if self.repeat_head is not None:
             gate, pointer = self.repeat_head(
-                embeddings, self.item_encoder.encode_indices(items, training=training), mask, training=training)
+                embeddings, self.item_encoder.encode_indices(items, training=training), items, training=training)
             seen, log_likelihood = repeat_targets(items, items[:, 1:], pointer[:, :-1])
             loss += self.repeat_gate_task(
                 labels=tf.cast(tf.boolean_mask(seen, valid), tf.float32),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recommenders.models.repeat import RepeatHead, mix_with_catalog, repeat_targets
+from recommenders.models.repeat import RepeatHead, mix_with_catalog, repeat_targets, revisit_history
 from recommenders.tf_compat import tensorflow
 
 tf = tensorflow()
@@ -37,7 +37,7 @@ def test_repeat_targets_mark_seen_next_items_with_their_pointer_likelihood():
 
 def test_pointer_never_looks_ahead_or_at_padding():
     head = RepeatHead(units=4)
-    _, pointer = head(tf.random.normal([1, 3, 8]), tf.random.normal([1, 3, 8]), tf.constant([[True, True, False]]))
+    _, pointer = head(tf.random.normal([1, 3, 8]), tf.random.normal([1, 3, 8]), tf.constant([[4, 9, 0]], tf.int64))
     allowed = pointer.numpy()[0] > -1e8
     assert allowed.tolist() == [[True, False, False], [True, True, False], [True, True, False]]
 
@@ -45,3 +45,11 @@ def test_pointer_never_looks_ahead_or_at_padding():
 def test_config_round_trip():
     head = RepeatHead(units=4, max_distance=8)
     assert RepeatHead.from_config(head.get_config()).get_config() == head.get_config()
+
+
+def test_revisit_history_counts_returns_to_earlier_items():
+    items = tf.constant([[5, 6, 5, 5, 0]], tf.int64)
+    history = revisit_history(items, tf.not_equal(items, 0)).numpy()[0]
+    assert history[:, 1].tolist() == [0, 0, 1, 1, 0]
+    assert history[:4, 0] == pytest.approx([0, 0, 1 / 3, 2 / 4])
+    assert history[:, 2] == pytest.approx(np.log1p(np.arange(5)))
