@@ -77,11 +77,6 @@ def next_item_positions(session_encoder: SessionEncoder, features, training=None
     return embeddings, mask, items, valid
 
 
-def next_item_pairs(session_encoder: SessionEncoder, features, training=None):
-    """Every (position, next item) pair of a batch: ``(query embeddings [N, D], target indices [N])``."""
-    embeddings, _, items, valid = next_item_positions(session_encoder, features, training)
-    return tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(items[:, 1:], valid)
-
 
 class SessionRetrievalModel(SessionTowersModel):
     """Retrieval: an LSTM session tower against a content-aware item tower.
@@ -165,7 +160,7 @@ class SessionRetrievalModel(SessionTowersModel):
 
         Summed like ``tfrs.tasks.Retrieval``'s loss, so learning rates carry over between
         the two modes. The sparse op keeps one ``[positions, catalog]`` matrix alive; the
-        task's dense identity labels and masks would need four and run 4x slower.
+        task's dense identity labels and masks would need four, several times slower on CPU.
         """
         catalog = self.item_encoder.encode_indices(
             tf.range(2, self.item_encoder.num_indices, dtype=targets.dtype), training=True)

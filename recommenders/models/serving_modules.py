@@ -130,9 +130,7 @@ class RetrievalModule(tf.Module):
             return tf.nn.log_softmax(logits, axis=-1)
         items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
         gate, pointer = self.repeat_head(embeddings, self.item_encoder.encode_indices(items, training=False), items)
-        last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
-        return mix_with_catalog(logits, tf.gather(gate, last, batch_dims=1),
-                                tf.gather(pointer, last, axis=1, batch_dims=1), items)
+        return mix_with_catalog(logits, last_position(gate, mask), last_position(pointer, mask), items)
 
     def candidates(self, scores, n):
         """The ``n`` best catalog items per row of ``catalog_scores``: ``(scores [B, n], item ids [B, n])``."""

@@ -286,16 +286,19 @@ def _position_queries(features, mask):
     if SESSION_QUERIES in features:
         return features[SESSION_QUERIES]
     # A request's query is what the shopper asked for after the last item: its last position.
-    last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
-    at_last = tf.cast(tf.one_hot(last, tf.shape(mask)[1]), tf.bool)
+    at_last = tf.cast(tf.one_hot(last_index(mask), tf.shape(mask)[1]), tf.bool)
     query = tf.broadcast_to(features[contract.QUERY][:, tf.newaxis], tf.shape(mask))
     return tf.where(at_last, query, tf.zeros_like(query))
 
 
-def last_position(embeddings, mask):
-    """The representation at each session's last non-padding position: [B, T, D] -> [B, D]."""
-    last = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
-    return tf.gather(embeddings, last, axis=1, batch_dims=1)
+def last_index(mask):
+    """Each session's last non-padding position: [B, T] -> [B] (0 for an empty session)."""
+    return tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1) - 1, 0)
+
+
+def last_position(values, mask):
+    """``values`` at each session's last non-padding position: [B, T, ...] -> [B, ...]."""
+    return tf.gather(values, last_index(mask), axis=1, batch_dims=1)
 
 
 class SessionTowersModel(tfrs.Model):

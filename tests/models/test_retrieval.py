@@ -8,7 +8,7 @@ from recommenders.errors import ConfigError
 from recommenders.features.sequences import sessions_to_arrays
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
-from recommenders.models.retrieval import SessionRetrievalModel, next_item_pairs
+from recommenders.models.retrieval import SessionRetrievalModel, next_item_positions
 from recommenders.tf_compat import tensorflow
 
 tf = tensorflow()
@@ -41,7 +41,8 @@ def test_catalog_softmax_is_the_exact_cross_entropy_over_every_catalog_item():
 
     loss = float(model.compute_loss(features, training=True))
 
-    queries, targets = next_item_pairs(model.session_encoder, features, training=True)
+    embeddings, _, items, valid = next_item_positions(model.session_encoder, features, training=True)
+    queries, targets = tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(items[:, 1:], valid)
     logits = queries.numpy() @ model.catalog_embeddings().numpy().T / config.temperature
     assert logits.shape == (6, 6), "every next item, scored against all six catalog items (f never clicked)"
     log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
