@@ -28,7 +28,7 @@ def run_main(name: str, args, run, markdown) -> int:
 
     Bad input (a ``RecsysError``) is one line on stderr and exit code 2.
     """
-    from recommenders.errors import RecsysError
+    from recsys_base.errors import RecsysError
 
     try:
         result = run(args)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, machine, run_main  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, machine, run_main
 
 # Percent HR@20 / MRR@20 measured on this data with the same protocol (dataset README).
 REFERENCE = {

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, machine, run_main  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, machine, run_main
 
-import recommenders  # noqa: E402,F401
+import recsys_base  # noqa: F401
 
 
 def parse_args(argv=None):
@@ -67,7 +67,7 @@ def throughput(model_config, train_config, vocab, train_events, steps: int) -> d
     from recommenders.models.retrieval import SessionRetrievalModel
     from recommenders.models.towers import last_position
     from recommenders.models.training import make_optimizer
-    from recommenders.tf_compat import tensorflow, tfrs
+    from recsys_base.tf_compat import tensorflow, tfrs
     from serving import contract
 
     tf, tfrs = tensorflow(), tfrs()
@@ -128,7 +128,7 @@ def run(args) -> dict:
     from recommenders.models.inference import SignatureRecommender
     from recommenders.models.serving_modules import RetrievalModule
     from recommenders.models.training import train_retrieval
-    from recommenders.workflow import RunConfig
+    from recsys.workflow import RunConfig
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
     config.train.epochs, config.train.batch_size = args.epochs, args.batch_size

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA  # noqa: E402
+from common import DEFAULT_DATA
 
-import recommenders  # noqa: E402,F401
+import recsys_base  # noqa: F401
 
 
 def main(argv=None) -> int:
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     from recommenders.models.inference import SignatureRecommender
     from recommenders.models.serving_modules import RetrievalModule
     from recommenders.models.training import train_retrieval
-    from recommenders.workflow import RunConfig
+    from recsys.workflow import RunConfig
 
     config = RunConfig.from_file(args.config)
     config.train.epochs, config.train.verbose = args.epochs, 2

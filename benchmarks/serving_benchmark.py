@@ -103,7 +103,7 @@ def drive(call, concurrency: int, requests: int) -> dict:
 
 
 def _start_server(model_base: Path, batching: Path | None) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "recommenders", "serve", "--embedded", "--model-base", str(model_base), "--port", "0", "--rest-port", "0"]
+    command = [sys.executable, "-m", "recsys", "serve", "--embedded", "--model-base", str(model_base), "--port", "0", "--rest-port", "0"]
     if batching is not None:
         command += ["--batching-config", str(batching)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
@@ -114,16 +114,16 @@ def _start_server(model_base: Path, batching: Path | None) -> tuple[subprocess.P
 
 def latency_table(model_base: Path, requests: int, batching_file: Path) -> list[dict]:
     """Latency/QPS rows for in-process, server, and server with batching."""
-    import recommenders  # noqa: F401 - Keras 2 before TensorFlow loads
+    import recsys_base  # noqa: F401 - Keras 2 before TensorFlow loads
     from serving import contract
     from serving.client import RecommenderClient
     from serving.server.servable import Servable
-    from serving.testing import warmup_inputs
+    from serving.testing import toy_request
 
     model_dir = model_base / contract.RECOMMEND_MODEL
     version = max(int(path.name) for path in model_dir.iterdir() if path.name.isdigit())
     servable = Servable(contract.RECOMMEND_MODEL, version, model_dir / str(version))
-    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs = toy_request(contract.RECOMMEND_MODEL)
     inputs[contract.K] = np.array([20], dtype=np.int32)
     rows = []
     modes = [("in-process signature", None), ("server, no batching", "off"), ("server, batching", "on")]
@@ -135,7 +135,7 @@ def latency_table(model_base: Path, requests: int, batching_file: Path) -> list[
         else:
             process, address = _start_server(model_base, batching_file if batching == "on" else None)
             client = RecommenderClient([address], deadline_s=30.0)
-            call = lambda: client.predict(contract.RECOMMEND_MODEL, inputs)  # noqa: E731
+            call = lambda client=client: client.predict(contract.RECOMMEND_MODEL, inputs)  # noqa: E731
         try:
             call()  # first call outside the measurement
             for concurrency in CONCURRENCY:
@@ -196,7 +196,7 @@ def main() -> int:
         scratch = Path(scratch)
         model_base = args.model_base
         if model_base is None:
-            import recommenders  # noqa: F401
+            import recsys_base  # noqa: F401
             from serving.testing import export_toy_models
 
             model_base = scratch / "models"

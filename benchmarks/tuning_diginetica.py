@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, machine, run_main  # noqa: E402
+from common import DEFAULT_DATA, RESULTS, machine, run_main
 
-import recommenders  # noqa: E402,F401
+import recsys_base  # noqa: F401
 
 
 def parse_args(argv=None):

@@ -1,15 +1,10 @@
-"""Session-based e-commerce recommendation and search on TensorFlow Recommenders.
+"""The library: session data, features, TFRS models, evaluation and SavedModel export.
 
-Importing this package selects the legacy Keras 2 implementation (``tf-keras``) for
-TensorFlow: TFRS 0.7.7 only works with it, and the switch only takes effect when it
-happens before TensorFlow is first imported. Modules that need TensorFlow import it
-through :func:`recommenders.tf_compat.tensorflow`, which checks that the switch held.
+Subpackages: :mod:`recommenders.data` (loaders, cleaning, splits, the synthetic shop),
+:mod:`recommenders.features` (vocabularies, padded session tensors, tf.data),
+:mod:`recommenders.models` (towers, retrieval, ranking, serving modules, export) and
+:mod:`recommenders.evaluation` (next-item cases, HR/MRR@K, baselines). It reads the serving
+contract and never the server, the client, tuning or the CLI.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-# TensorFlow's C++ INFO/WARNING chatter drowns the progress bars people actually read.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-__version__ = "0.1.0"
+import recsys_base  # noqa: F401  (the Keras-2 switch, before any module here imports TensorFlow)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from recommenders.errors import ConfigError
-from serving.protodef import WRAPPERS_FILE, add_file, message, message_class, new_pool
+from recsys_base.errors import ConfigError
+from serving.contract.protodef import WRAPPERS_FILE, add_file, message, message_class, new_pool
 
 _POOL = new_pool()
 add_file(

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from google.protobuf import text_format
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from serving import contract
 from serving.config_files import DEFAULT_PROMETHEUS_PATH, BatchingParameters, MonitoringConfig
 

@@ -1,4 +1,4 @@
-"""Toy SavedModels that follow serving/contract.py exactly, for tests, drills and benchmarks.
+"""Toy SavedModels that follow serving/contract/__init__.py exactly, for tests, drills and benchmarks.
 
 A fixed-score catalogue of ``num_items`` items ``item-000``... whose scores depend on the
 version (so tests can tell versions apart) and not on the session, plus exclusion and
@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from serving import contract
-from serving.warmup import write_warmup_requests
+from serving.contract.warmup import warmup_inputs, write_warmup_requests
+
+TOY_ITEMS = 50  # catalogue size of the toy models unless a caller asks for another
 
 
 def item_ids(num_items: int) -> list[str]:
@@ -36,22 +38,17 @@ def expected_top_k(num_items: int, version: int, k: int, exclude: tuple[str, ...
     return sorted(pairs, key=lambda pair: -pair[1])[:k]
 
 
-def _session_specs(tf):
-    return [
-        tf.TensorSpec([None, None], tf.string, name=contract.SESSION_ITEM_IDS),
-        tf.TensorSpec([None, None], tf.string, name=contract.SESSION_EVENT_TYPES),
-        tf.TensorSpec([None, None], tf.int64, name=contract.SESSION_TIMESTAMPS),
-        tf.TensorSpec([None], tf.string, name=contract.USER_ID),
-        tf.TensorSpec([None], tf.string, name=contract.QUERY),
-    ]
+def toy_request(model: str, num_items: int = TOY_ITEMS) -> dict[str, np.ndarray]:
+    """One small valid request for the toy ``model``: its warmup inputs (session ``item-000``..``item-002``, ``k`` 10, ``item-000`` excluded)."""
+    return warmup_inputs(model, item_ids(num_items))
 
 
 def _build_functions(tf, num_items: int, version: int):
+    from serving.contract.specs import input_signature
+
     ids = tf.constant(item_ids(num_items))
     scores = tf.constant(item_scores(num_items, version))
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(ids, scores), default_value=0.0)
-    session = _session_specs(tf)
-    k_spec = tf.TensorSpec([None], tf.int32, name=contract.K)
 
     def top_k(batch_size, k, excluded):
         checks = [
@@ -68,16 +65,16 @@ def _build_functions(tf, num_items: int, version: int):
             contract.SCORES: tf.where(keep, best.values, -np.inf),
         }
 
-    @tf.function(input_signature=[*session, k_spec])
+    @tf.function(input_signature=input_signature(contract.RETRIEVAL_MODEL))
     def retrieve(session_item_ids, session_event_types, session_timestamps, user_id, query, k):
         return top_k(tf.shape(k)[0], k, tf.zeros([tf.shape(k)[0], num_items], tf.bool))
 
-    @tf.function(input_signature=[*session, k_spec, tf.TensorSpec([None, None], tf.string, name=contract.EXCLUDE_ITEM_IDS)])
+    @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
     def recommend(session_item_ids, session_event_types, session_timestamps, user_id, query, k, exclude_item_ids):
         excluded = tf.reduce_any(tf.equal(exclude_item_ids[:, :, None], ids[None, None, :]), axis=1)
         return top_k(tf.shape(k)[0], k, excluded)
 
-    @tf.function(input_signature=[*session, tf.TensorSpec([None, None], tf.string, name=contract.CANDIDATE_ITEM_IDS)])
+    @tf.function(input_signature=input_signature(contract.RANKING_MODEL))
     def rank(session_item_ids, session_event_types, session_timestamps, user_id, query, candidate_item_ids):
         candidate_scores = table.lookup(candidate_item_ids)
         probability = tf.sigmoid(candidate_scores - num_items / 2)
@@ -91,27 +88,9 @@ def _build_functions(tf, num_items: int, version: int):
     return table, {contract.RETRIEVAL_MODEL: retrieve, contract.RANKING_MODEL: rank, contract.RECOMMEND_MODEL: recommend}
 
 
-def warmup_inputs(model: str) -> dict[str, np.ndarray]:
-    """One small valid request for ``model`` (used as its warmup record)."""
-    inputs = {
-        contract.SESSION_ITEM_IDS: np.array([["item-001", "item-002"]], dtype=object),
-        contract.SESSION_EVENT_TYPES: np.array([["view", "cart"]], dtype=object),
-        contract.SESSION_TIMESTAMPS: np.array([[1700000000, 1700000060]], dtype=np.int64),
-        contract.USER_ID: np.array([""], dtype=object),
-        contract.QUERY: np.array([""], dtype=object),
-    }
-    if contract.K in contract.INPUTS[model]:
-        inputs[contract.K] = np.array([5], dtype=np.int32)
-    if contract.EXCLUDE_ITEM_IDS in contract.INPUTS[model]:
-        inputs[contract.EXCLUDE_ITEM_IDS] = np.array([["item-001"]], dtype=object)
-    if contract.CANDIDATE_ITEM_IDS in contract.INPUTS[model]:
-        inputs[contract.CANDIDATE_ITEM_IDS] = np.array([["item-003", "item-004"]], dtype=object)
-    return inputs
-
-
-def export_toy_models(base_dir, version: int = 1, num_items: int = 50, models=contract.MODELS, warmup: bool = True) -> dict[str, Path]:
+def export_toy_models(base_dir, version: int = 1, num_items: int = TOY_ITEMS, models=contract.MODELS, warmup: bool = True) -> dict[str, Path]:
     """Exports the toy ``models`` as ``base_dir/<model>/<version>/``; returns model -> dir."""
-    from recommenders.tf_compat import tensorflow
+    from recsys_base.tf_compat import tensorflow
 
     tf = tensorflow()
     table, functions = _build_functions(tf, num_items, version)
@@ -124,7 +103,7 @@ def export_toy_models(base_dir, version: int = 1, num_items: int = 50, models=co
         version_dir = Path(base_dir) / model / str(version)
         tf.saved_model.save(module, str(version_dir), signatures={contract.SIGNATURES[model]: concrete, contract.DEFAULT_SIGNATURE: concrete})
         if warmup:
-            write_warmup_requests(version_dir, model, [warmup_inputs(model)])
+            write_warmup_requests(version_dir, model, [toy_request(model, num_items)])
         exported[model] = version_dir
     return exported
 

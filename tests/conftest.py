@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import recommenders  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+import recsys_base  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 
 # Small but real: enough epochs for the learning floors the model tests assert.
 TEST_RUN_CONFIG = {
@@ -50,7 +50,7 @@ def trained_run_dir(tmp_path_factory, small_shop_dir) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         run_dir = root / "trained_run"
         if not (run_dir / "validation_metrics.json").exists():
-            from recommenders.workflow import RunConfig, train_run
+            from recsys.workflow import RunConfig, train_run
 
             train_run(small_shop_dir, run_dir, RunConfig.from_dict(TEST_RUN_CONFIG), overwrite=True)
     return run_dir

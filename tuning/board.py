@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tensorboard.plugins.hparams import api as hparams_api
 
-from recommenders.tf_compat import tensorflow
-from tuning.space import Choice, Fixed, Range, field_type
+from recsys_base.tf_compat import tensorflow
+from tuning.space import Choice, Fixed, field_type
 
 tf = tensorflow()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from tuning.objective import TrialObjective, parse_objective
 from tuning.space import KINDS
 

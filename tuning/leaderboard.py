@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 from tuning.tuner import TRIAL_INFO_FILE
 
 _STATUS_ORDER = {"COMPLETED": 0, "RUNNING": 1, "INVALID": 2, "FAILED": 3}

@@ -21,7 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 
 RANKING_TASKS = ("click", "cart", "purchase")
 DEFAULT_OBJECTIVES = {"retrieval": "HR@20", "ranking": "click_auc"}

@@ -21,11 +21,10 @@ from __future__ import annotations
 import functools
 import time
 
-import recommenders  # noqa: F401  (selects Keras 2 before keras_tuner imports TensorFlow)
 import keras_tuner
 from keras_tuner.src.tuners.gridsearch import LinkedList
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from tuning.config import TUNERS
 
 

@@ -17,16 +17,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pandas as pd
-
-import recommenders  # noqa: F401  (selects Keras 2 before keras_tuner imports TensorFlow)
 import keras_tuner
+import pandas as pd
 from keras_tuner.src.distribute import utils as distribute_utils
 
-from recommenders.errors import ConfigError, DataError
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.training import train_ranking, train_retrieval
+from recsys_base.errors import ConfigError, DataError
 from tuning.config import TuningConfig
 from tuning.leaderboard import failure_reason, leaderboard
 from tuning.objective import TrialObjective

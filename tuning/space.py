@@ -31,12 +31,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Union
 
 import yaml
 
-from recommenders.errors import ConfigError
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recsys_base.errors import ConfigError
 
 KINDS = ("retrieval", "ranking")
 MODEL_CONFIGS = {"retrieval": RetrievalConfig, "ranking": RankingConfig}
@@ -52,7 +51,7 @@ class Fixed:
     Example: ``Fixed(0.1)`` for ``dropout: 0.1``.
     """
 
-    value: Union[int, float, str, bool]
+    value: int | float | str | bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +78,7 @@ class Range:
     sampling: str = "linear"
 
 
-Spec = Union[Fixed, Choice, Range]
+Spec = Fixed | Choice | Range
 
 _COMMON = {
     "embedding_dim": Choice((32, 64, 128)),

@@ -17,17 +17,14 @@ import json
 import time
 from pathlib import Path
 
+import keras_tuner
 import numpy as np
 import pandas as pd
 
-import recommenders  # noqa: F401  (selects Keras 2 before keras_tuner imports TensorFlow)
-import keras_tuner
-
-from recommenders.errors import ConfigError
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TrainConfig
-from recommenders.models.training import (RANKING_MONITOR, RETRIEVAL_MONITOR, load_trained, save_trained,
-                                          train_ranking, train_retrieval)
+from recommenders.models.training import RANKING_MONITOR, RETRIEVAL_MONITOR, load_trained, save_trained, train_ranking, train_retrieval
+from recsys_base.errors import ConfigError
 from tuning import board
 from tuning.objective import TrialObjective, ranking_metrics, retrieval_metrics, validation_cases
 from tuning.space import configs_from_values
@@ -55,7 +52,7 @@ class TuningData:
     cases: object | None  # validation next-item cases (retrieval only)
 
     @classmethod
-    def build(cls, prepared, objective: TrialObjective, max_cases: int | None = None, seed: int = 0) -> "TuningData":
+    def build(cls, prepared, objective: TrialObjective, max_cases: int | None = None, seed: int = 0) -> TuningData:
         """Vocabularies from the training split; validation cases for a retrieval objective."""
         cases = validation_cases(prepared.validation, max_cases, seed) if objective.kind == "retrieval" else None
         return cls(prepared.train, prepared.validation, prepared.catalog,

@@ -44,7 +44,7 @@ import pandas as pd
 
 from recommenders.data import schema
 from recommenders.data.report import CleaningReport, DropLedger, quarantine_catalog, quarantine_events
-from recommenders.errors import ConfigError, DataError
+from recsys_base.errors import ConfigError, DataError
 
 EVENT_REASONS = (
     "invalid_event_type",
@@ -81,7 +81,7 @@ class CleaningConfig:
     min_session_length: int = 2
     price_iqr_factor: float | None = 1.5
 
-    def validate(self) -> "CleaningConfig":
+    def validate(self) -> CleaningConfig:
         """Checks every value once; returns ``self`` with numbers normalized."""
         if not self.session_gap_minutes > 0:
             raise ConfigError(f"session_gap_minutes must be > 0, got {self.session_gap_minutes}")

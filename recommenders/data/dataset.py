@@ -28,7 +28,7 @@ from recommenders.data import schema
 from recommenders.data.cleaning import CleaningConfig, clean
 from recommenders.data.report import DataReport
 from recommenders.data.split import SplitConfig, time_split
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 
 TABLES = ("train", "validation", "test", "catalog", "quarantine", "catalog_quarantine")
 REPORT_FILE = "report.json"

@@ -3,7 +3,7 @@
 Loaders only translate: they rename columns, map event names and parse timestamps.
 They do not judge rows (cleaning does, and reports what it drops), but they refuse
 input that cannot be the format they read: a missing file, a missing column, or a
-timestamp column of which no value parses raises :class:`~recommenders.errors.DataError`
+timestamp column of which no value parses raises :class:`~recsys_base.errors.DataError`
 naming the file and column.
 
 Example:
@@ -14,8 +14,9 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from recommenders.data import schema
 from recommenders.data.dataset import PreparedData
 from recommenders.data.report import CleaningReport, DataReport, DropLedger, quarantine_catalog, quarantine_events
 from recommenders.data.split import unsplit_report
-from recommenders.errors import ConfigError, DataError
+from recsys_base.errors import ConfigError, DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Values every loader reads as missing (Diginetica writes "NA").

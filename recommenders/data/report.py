@@ -117,7 +117,7 @@ class PartSummary:
     last_event: str | None = None
 
     @classmethod
-    def of(cls, events: pd.DataFrame) -> "PartSummary":
+    def of(cls, events: pd.DataFrame) -> PartSummary:
         """Summarizes a canonical events frame."""
         if events.empty:
             return cls()
@@ -172,7 +172,7 @@ class DataReport:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DataReport":
+    def from_dict(cls, data: dict) -> DataReport:
         """Rebuilds a report written by :meth:`to_dict`."""
         split = dict(data["split"])
         split["parts"] = {name: PartSummary(**part) for name, part in split["parts"].items()}

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 
 EVENT_TYPES = ("view", "cart", "purchase", "search")
 # Funnel order: the strength of interest an event shows, used as ranking labels.

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from recommenders.data.report import DropLedger, PartSummary, SplitReport, quarantine_events
-from recommenders.errors import ConfigError, DataError
+from recsys_base.errors import ConfigError, DataError
 
 SPLIT_REASONS = ("unseen_item", "short_session_after_split")
 
@@ -47,7 +47,7 @@ class SplitConfig:
     test_fraction: float = 0.1
     min_session_length: int = 2
 
-    def validate(self) -> "SplitConfig":
+    def validate(self) -> SplitConfig:
         """Checks the fractions leave room for training; returns ``self``."""
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)

@@ -86,7 +86,7 @@ import numpy as np
 import pandas as pd
 
 from recommenders.data.schema import ShopData
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 
 # (department, category, category-specific title nouns); nouns are unique across the list.
 _CATEGORIES = (
@@ -202,7 +202,7 @@ class SyntheticShopConfig:
     clean: bool = False
 
     @classmethod
-    def small(cls, **overrides) -> "SyntheticShopConfig":
+    def small(cls, **overrides) -> SyntheticShopConfig:
         """A shop for tests: 300 items, 4,000 sessions, generated in well under a second."""
         sizes = dict(n_items=300, n_categories=12, n_brands=20, n_users=600, n_sessions=4_000, days=14)
         return cls(**{**sizes, **overrides})
@@ -326,7 +326,7 @@ class _Catalog:
     members: np.ndarray  # (n_categories, max size) item numbers, -1 padded
 
     @classmethod
-    def generate(cls, config: SyntheticShopConfig, rng: np.random.Generator) -> "_Catalog":
+    def generate(cls, config: SyntheticShopConfig, rng: np.random.Generator) -> _Catalog:
         n_items, n_cats = config.n_items, config.n_categories
         departments, names, nouns = _category_vocabulary(n_cats, rng)
         brand_names = [w.capitalize() for w in _pseudo_words(rng, config.n_brands, set(itertools.chain(*nouns)))]
@@ -392,7 +392,7 @@ class _Catalog:
         )
 
     def pick_in_category(
-        self, categories: np.ndarray, users: "_Users", user: np.ndarray, last: np.ndarray, rng: np.random.Generator
+        self, categories: np.ndarray, users: _Users, user: np.ndarray, last: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """One item per row from ``categories``, by popularity, price match and brand; avoids ``last``."""
         candidates = self.members[categories]
@@ -473,7 +473,7 @@ class _Users:
     favourite_brand: np.ndarray
 
     @classmethod
-    def generate(cls, config: SyntheticShopConfig, items: _Catalog, rng: np.random.Generator) -> "_Users":
+    def generate(cls, config: SyntheticShopConfig, items: _Catalog, rng: np.random.Generator) -> _Users:
         n_users, n_cats = config.n_users, config.n_categories
         # Big categories attract more shoppers, so no handful of items dominates the views.
         category_appeal = (items.members >= 0).sum(axis=1) * rng.lognormal(0.0, 0.3, n_cats)

@@ -25,8 +25,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recommenders.data import schema
-from recommenders.errors import ConfigError, DataError
 from recommenders.evaluation.cases import NextItemCases, order_events
+from recsys_base.errors import ConfigError, DataError
 
 
 class _Sessions:

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from recommenders.errors import ConfigError, DataError, ModelError
 from recommenders.evaluation import metrics
 from recommenders.evaluation.cases import NextItemCases
 from recommenders.evaluation.protocol import Recommender
 from recommenders.evaluation.report import EvaluationReport, ModelResult, metric_key
+from recsys_base.errors import ConfigError, DataError, ModelError
 
 
 def _check_k_values(k_values: Sequence[int], catalog_size: int) -> tuple[int, ...]:

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 
 METRIC_NAMES = ("HR", "MRR", "NDCG", "Coverage")
 

@@ -131,7 +131,7 @@ def to_dataset(
     bucket_by_length: bool = False,
 ):
     """A cached, optionally shuffled and length-bucketed, batched, prefetched ``tf.data.Dataset``."""
-    from recommenders.tf_compat import tensorflow
+    from recsys_base.tf_compat import tensorflow
 
     tf = tensorflow()
     features = {name: values.astype(str) if values.dtype == object else values

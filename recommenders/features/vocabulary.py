@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from recommenders.data.schema import INTERACTION_TYPES, conform_catalog
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 
 # Log-spaced gaps (seconds) between consecutive events: seconds apart vs. a coffee break vs. a new day.
 TIME_GAP_BOUNDARIES = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
@@ -72,7 +72,7 @@ class FeatureVocabularies:
         max_users: int = 100_000,
         max_text_tokens: int = 20_000,
         price_buckets: int = 10,
-    ) -> "FeatureVocabularies":
+    ) -> FeatureVocabularies:
         """Builds vocabularies from training events and the catalog."""
         interactions = train_events[train_events["event_type"].isin(INTERACTION_TYPES)]
         if interactions.empty:
@@ -91,7 +91,7 @@ class FeatureVocabularies:
         known_prices = prices[np.isfinite(prices)]
         if known_prices.size:
             quantiles = np.quantile(known_prices, np.linspace(0, 1, price_buckets + 1)[1:-1])
-            price_boundaries = sorted(set(float(q) for q in quantiles))
+            price_boundaries = sorted({float(q) for q in quantiles})
         else:
             price_boundaries = []
 
@@ -134,7 +134,7 @@ class FeatureVocabularies:
         Path(path).write_text(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeatureVocabularies":
+    def load(cls, path: str | Path) -> FeatureVocabularies:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"vocabulary file not found: {path}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 
 
 def _check(condition: bool, message: str) -> None:

@@ -13,14 +13,11 @@ import shutil
 import uuid
 from pathlib import Path
 
-import numpy as np
-
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from recommenders.errors import ModelError
 from recommenders.models.serving_modules import RankingModule, RecommendConfig, RecommendModule, RetrievalModule
-from recommenders.tf_compat import tensorflow
+from recsys_base.errors import ModelError
+from recsys_base.tf_compat import tensorflow
 from serving import contract
-from serving.warmup import write_warmup_requests
+from serving.contract.warmup import warmup_inputs, write_warmup_requests
 
 tf = tensorflow()
 
@@ -38,24 +35,6 @@ def existing_versions(model_dir: str | Path) -> list[int]:
 def next_version(base_dir: str | Path, models=contract.MODELS) -> int:
     """One more than the highest version of any of ``models`` (so all three stay in step)."""
     return max([0] + [v for m in models for v in existing_versions(Path(base_dir) / m)]) + 1
-
-
-def _warmup_request(module_name: str, item_ids: list[str], num_items: int) -> dict[str, np.ndarray]:
-    session = np.array([item_ids[:3]], dtype=object)
-    request = {
-        contract.SESSION_ITEM_IDS: session,
-        contract.SESSION_EVENT_TYPES: np.array([["view"] * session.shape[1]], dtype=object),
-        contract.SESSION_TIMESTAMPS: np.array([[1_700_000_000 + 60 * i for i in range(session.shape[1])]], dtype=np.int64),
-        contract.USER_ID: np.array([""], dtype=object),
-        contract.QUERY: np.array([""], dtype=object),
-    }
-    if module_name == contract.RANKING_MODEL:
-        request[contract.CANDIDATE_ITEM_IDS] = np.array([item_ids[3:13]], dtype=object)
-    else:
-        request[contract.K] = np.array([min(10, num_items)], dtype=np.int32)
-    if module_name == contract.RECOMMEND_MODEL:
-        request[contract.EXCLUDE_ITEM_IDS] = np.array([item_ids[:1]], dtype=object)
-    return request
 
 
 def save_atomically(module: tf.Module, function, model_dir: Path, version: int, signature: str,
@@ -101,5 +80,5 @@ def export_models(retrieval_model, ranking_model, base_dir: str | Path = "saved_
         info = {"model": name, "version": version, "signature": contract.SIGNATURES[name],
                 "num_items": retrieval.num_items, **(metadata or {})}
         exported[name] = save_atomically(module, function, base_dir / name, version, contract.SIGNATURES[name],
-                                         _warmup_request(name, item_ids, retrieval.num_items), info)
+                                         warmup_inputs(name, item_ids), info)
     return exported

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.evaluation.cases import NextItemCases
 from recommenders.features.sequences import cases_to_arrays
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 
 tf = tensorflow()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig
 from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionTowersModel, last_position
-from recommenders.tf_compat import tensorflow, tfrs
+from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
 
 tf = tensorflow()

@@ -14,8 +14,7 @@ task; the pointer a cross-entropy over positions, trained where the next item is
 
 from __future__ import annotations
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 

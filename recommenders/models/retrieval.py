@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
 from recommenders.models.repeat import RepeatHead, repeat_targets
 from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionEncoder, SessionTowersModel, last_position
-from recommenders.tf_compat import tensorflow, tfrs
+from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
 
 tf = tensorflow()

@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from recommenders.errors import ConfigError
 from recommenders.models.ranking import MultiTaskRanker
 from recommenders.models.repeat import mix_with_catalog
 from recommenders.models.retrieval import SessionRetrievalModel
 from recommenders.models.towers import last_position
-from recommenders.tf_compat import tensorflow
+from recsys_base.errors import ConfigError
+from recsys_base.tf_compat import tensorflow
 from serving import contract
+from serving.contract.specs import input_signature
 
 tf = tensorflow()
 
-_SESSION_SPECS = [
-    tf.TensorSpec([None, None], tf.string, name=contract.SESSION_ITEM_IDS),
-    tf.TensorSpec([None, None], tf.string, name=contract.SESSION_EVENT_TYPES),
-    tf.TensorSpec([None, None], tf.int64, name=contract.SESSION_TIMESTAMPS),
-    tf.TensorSpec([None], tf.string, name=contract.USER_ID),
-    tf.TensorSpec([None], tf.string, name=contract.QUERY),
-]
-_K_SPEC = tf.TensorSpec([None], tf.int32, name=contract.K)
 
 
 @dataclasses.dataclass
@@ -144,7 +136,7 @@ class RetrievalModule(tf.Module):
         values = tf.gather(scores, tf.where(known, indices - 2, 0), batch_dims=1)
         return tf.where(known, values, tf.constant(float("-inf")))
 
-    @tf.function(input_signature=[*_SESSION_SPECS, _K_SPEC])
+    @tf.function(input_signature=input_signature(contract.RETRIEVAL_MODEL))
     def retrieve(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k):
         features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
         max_k = _checked_max_k(k, tf.shape(session_item_ids)[0], self.num_items)
@@ -168,7 +160,7 @@ class RankingModule(tf.Module):
             contract.SCORES: score,
         }
 
-    @tf.function(input_signature=[*_SESSION_SPECS, tf.TensorSpec([None, None], tf.string, name=contract.CANDIDATE_ITEM_IDS)])
+    @tf.function(input_signature=input_signature(contract.RANKING_MODEL))
     def rank(self, session_item_ids, session_event_types, session_timestamps, user_id, query, candidate_item_ids):
         features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
         tf.debugging.assert_equal(tf.shape(candidate_item_ids)[0], tf.shape(session_item_ids)[0],
@@ -189,7 +181,7 @@ class RecommendModule(tf.Module):
         self.config.validate()
         self.retrieval, self.ranking = retrieval, ranking
 
-    @tf.function(input_signature=[*_SESSION_SPECS, _K_SPEC, tf.TensorSpec([None, None], tf.string, name=contract.EXCLUDE_ITEM_IDS)])
+    @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
     def recommend(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k, exclude_item_ids):
         features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
         rows = tf.shape(session_item_ids)[0]

@@ -10,11 +10,10 @@ import dataclasses
 
 import numpy as np
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from recommenders.features.sequences import SESSION_QUERIES
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TowerConfig
-from recommenders.tf_compat import tensorflow, tfrs
+from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
 
 tf = tensorflow()
@@ -138,7 +137,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         )
 
     @classmethod
-    def from_vocabularies(cls, vocab: FeatureVocabularies, config: TowerConfig, **kwargs) -> "ItemEncoder":
+    def from_vocabularies(cls, vocab: FeatureVocabularies, config: TowerConfig, **kwargs) -> ItemEncoder:
         return cls(vocab.item_ids, vocab.item_categories, vocab.item_brands, vocab.item_prices, vocab.item_titles,
                    vocab.categories, vocab.brands, vocab.text_tokens, vocab.price_boundaries,
                    config.tower_fields(), **kwargs)

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-import recommenders  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from recommenders.errors import DataError
 from recommenders.features.sequences import batches_per_epoch, sessions_to_arrays, to_dataset
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.ranking import MultiTaskRanker
 from recommenders.models.retrieval import EVALUATION_KS, RefreshCatalogIndex, SessionRetrievalModel
-from recommenders.tf_compat import tensorflow
+from recsys_base.errors import DataError
+from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 

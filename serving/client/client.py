@@ -170,7 +170,7 @@ class RecommenderClient(ClientBase):
         self._channels = {
             target: channels.open_channel(target, self._max_message_bytes, self._tls) for target in self._health.targets
         }
-        self._ready = {target: False for target in self._health.targets}
+        self._ready = dict.fromkeys(self._health.targets, False)
         self._watchers = {target: self._watcher(target) for target in self._health.targets}
         for target, channel in self._channels.items():
             channel.subscribe(self._watchers[target], try_to_connect=True)

@@ -16,7 +16,7 @@ Usage::
 
 from __future__ import annotations
 
-from serving.protodef import ANY_FILE, WRAPPERS_FILE, add_file, enum, message, message_class, new_pool
+from serving.contract.protodef import ANY_FILE, WRAPPERS_FILE, add_file, enum, message, message_class, new_pool
 
 _DATA_TYPES = [
     ("DT_INVALID", 0), ("DT_FLOAT", 1), ("DT_DOUBLE", 2), ("DT_INT32", 3), ("DT_UINT8", 4),
@@ -159,7 +159,7 @@ GetModelMetadataRequest = message_class(POOL, "tensorflow.serving.GetModelMetada
 GetModelMetadataResponse = message_class(POOL, "tensorflow.serving.GetModelMetadataResponse")
 SignatureDefMap = message_class(POOL, "tensorflow.serving.SignatureDefMap")
 
-DATA_TYPE = {name: number for name, number in _DATA_TYPES}
+DATA_TYPE = dict(_DATA_TYPES)
 DATA_TYPE_NAME = {number: name for name, number in _DATA_TYPES}
 STATE_NAME = {number: name for name, number in MODEL_VERSION_STATES}
 ERROR_CODE_NAME = {number: name for name, number in _ERROR_CODES}

@@ -71,8 +71,8 @@ class TargetHealth:
         self.targets = list(targets)
         self._eject_base_s = eject_base_s
         self._eject_cap_s = eject_cap_s
-        self._failures = {target: 0 for target in self.targets}
-        self._down_until = {target: 0.0 for target in self.targets}
+        self._failures = dict.fromkeys(self.targets, 0)
+        self._down_until = dict.fromkeys(self.targets, 0.0)
         self._cursor = 0
         self._lock = threading.Lock()
 

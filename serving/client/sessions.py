@@ -1,4 +1,4 @@
-"""Turns a shopper's session into the contract's input tensors (see serving/contract.py)."""
+"""Turns a shopper's session into the contract's input tensors (see serving/contract/__init__.py)."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ Usage::
     handle.stop()
 """
 
+import recsys_base  # noqa: F401  (the Keras-2 switch, before the server imports TensorFlow)
 from serving.server.app import ServerConfig, ServerHandle, ServerTls, serve
 
 __all__ = ["ServerConfig", "ServerHandle", "ServerTls", "serve"]

@@ -8,7 +8,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from serving.config_files import read_batching_options, read_model_server_config, read_prometheus_path
 from serving.server.batching import BatchingOptions
 
@@ -100,13 +100,13 @@ class ServerHandle:
 def serve(config: ServerConfig) -> ServerHandle:
     """Loads the configured models (blocking until the first poll is done) and starts serving."""
     import grpc
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
     from serving.server.errors import ParseErrorsAsInvalidArgument
     from serving.server.http import start_http
     from serving.server.manager import ModelManager, model_entries
     from serving.server.metrics import ServerMetrics
     from serving.server.service import ModelService, PredictionService
-    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
     entries = model_entries(read_model_server_config(config.model_config_file), config.model_base)
     metrics_path = read_prometheus_path(config.monitoring_config_file) if config.monitoring_config_file else None

@@ -32,7 +32,7 @@ class BatchingOptions:
     pad_variable_length_inputs: bool = True
 
     def __post_init__(self):
-        from recommenders.errors import ConfigError
+        from recsys_base.errors import ConfigError
 
         for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
             if getattr(self, name) < 1:
@@ -155,7 +155,7 @@ class Batcher:
         if len(batch) > 1:
             try:
                 outputs = self._run(batch[0].signature, merge(batch))
-            except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours: rerun each alone
+            except Exception:
                 outputs = None
             total = sum(task.rows for task in batch)
             if outputs is not None and all(value.ndim and value.shape[0] == total for value in outputs.values()):

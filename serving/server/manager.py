@@ -18,11 +18,11 @@ from pathlib import Path
 
 import grpc
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
+from serving.contract.warmup import read_warmup_requests
 from serving.server.batching import Batcher, BatchingOptions
 from serving.server.errors import RequestFailed, from_tf_error
 from serving.server.servable import Servable
-from serving.warmup import read_warmup_requests
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class ModelManager:
         try:
             servable = Servable(entry.name, version, path)
             replayed = self._warm_up(servable)
-        except Exception as error:  # noqa: BLE001 - any load failure is reported, never fatal
+        except Exception as error:
             if isinstance(error, RequestFailed):
                 code = error.code
             elif hasattr(error, "error_code"):  # tf.errors.OpError carries its status code
@@ -302,7 +302,7 @@ class ModelManager:
             while not self._stop.wait(interval_s):
                 try:
                     self.poll()
-                except Exception:  # noqa: BLE001 - a failed poll must not end polling
+                except Exception:
                     log.exception("model poll failed")
 
         self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)

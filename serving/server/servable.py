@@ -10,14 +10,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.server.errors import RequestFailed, from_tf_error
 
 tf = tensorflow()
 from tensorflow.core.framework import types_pb2  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
-
 
 # Far above any real session batch, far below what would exhaust the server's memory.
 MAX_INPUT_ELEMENTS = 16 * 1024 * 1024

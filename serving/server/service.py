@@ -7,8 +7,8 @@ import time
 
 import grpc
 
-from recommenders.errors import ConfigError
-from recommenders.tf_compat import tensorflow
+from recsys_base.errors import ConfigError
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.server.errors import RequestFailed
 from serving.server.manager import ModelManager, model_entries
@@ -72,7 +72,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._manager = manager
         self._metrics = metrics
 
-    def Predict(self, request, context):  # noqa: N802 - gRPC method name
+    def Predict(self, request, context):
         name, version, label = _spec(request.model_spec)
         with _Answering(self._metrics, "Predict", name, context, self._manager.model_names()) as answering:
             servable = self._manager.servable(name, version, label)
@@ -97,7 +97,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     response.outputs[output].CopyFrom(tf.make_tensor_proto(value))
             return response
 
-    def GetModelMetadata(self, request, context):  # noqa: N802
+    def GetModelMetadata(self, request, context):
         name, version, label = _spec(request.model_spec)
         with _Answering(self._metrics, "GetModelMetadata", name, context, self._manager.model_names()) as answering:
             fields = list(request.metadata_field)
@@ -123,13 +123,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 f"{method} is not implemented: the recommendation models export Predict signatures only; call Predict",
             )
 
-    def Classify(self, request, context):  # noqa: N802
+    def Classify(self, request, context):
         return self._unimplemented("Classify", request, context)
 
-    def Regress(self, request, context):  # noqa: N802
+    def Regress(self, request, context):
         return self._unimplemented("Regress", request, context)
 
-    def MultiInference(self, request, context):  # noqa: N802
+    def MultiInference(self, request, context):
         name = request.tasks[0].model_spec.name if request.tasks else ""
         with _Answering(self._metrics, "MultiInference", name, context, self._manager.model_names()):
             raise RequestFailed(
@@ -146,7 +146,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self._metrics = metrics
         self._model_base = model_base
 
-    def GetModelStatus(self, request, context):  # noqa: N802
+    def GetModelStatus(self, request, context):
         name, version, label = _spec(request.model_spec)
         with _Answering(self._metrics, "GetModelStatus", name, context, self._manager.model_names()):
             response = get_model_status_pb2.GetModelStatusResponse()
@@ -156,7 +156,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 status.status.error_message = state.error_message
             return response
 
-    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+    def HandleReloadConfigRequest(self, request, context):
         with _Answering(self._metrics, "HandleReloadConfigRequest", "", context, self._manager.model_names()):
             try:
                 entries = model_entries(request.config, self._model_base)

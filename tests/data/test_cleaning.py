@@ -8,7 +8,7 @@ import pytest
 
 from recommenders.data import schema
 from recommenders.data.cleaning import CATALOG_REASONS, EVENT_REASONS, CleaningConfig, clean
-from recommenders.errors import ConfigError, DataError
+from recsys_base.errors import ConfigError, DataError
 
 # Support rules off, so each test sees only the rule it is about.
 LENIENT = CleaningConfig(min_item_support=1, min_session_length=1)
@@ -189,7 +189,7 @@ def test_output_is_ordered_sessions_of_time_ordered_events(make_shop):
     out = clean(shop, LENIENT).shop.events
     assert list(out["session_id"]) == ["early", "early", "late", "late"]
     assert list(out["item_id"]) == ["a", "b", "a", "b"]
-    assert dict(out.dtypes.astype(str)) == {c: t for c, t in schema.EVENT_COLUMNS.items()}
+    assert dict(out.dtypes.astype(str)) == dict(schema.EVENT_COLUMNS.items())
 
 
 def test_report_reasons_have_a_fixed_order(make_shop):

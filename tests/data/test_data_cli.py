@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from recommenders.cli import main
 from recommenders.data.dataset import load_prepared
+from recsys.cli import main
 
 RAW_SAMPLE = "/work/shared/datasets/diginetica/raw-cikm16-sample"
 EVENTS_CSV = """sid,product,kind,when
@@ -155,9 +155,9 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, capsys):
 
 
 def test_flag_help_states_the_config_defaults():
-    from recommenders.cli.data import CLEANING_FLAGS, SPLIT_FLAGS
     from recommenders.data.cleaning import CleaningConfig
     from recommenders.data.split import SplitConfig
+    from recsys.cli.data import CLEANING_FLAGS, SPLIT_FLAGS
 
     for flags, config in ((CLEANING_FLAGS, CleaningConfig()), (SPLIT_FLAGS, SplitConfig())):
         for name, (_, text) in flags.items():

@@ -9,7 +9,7 @@ from recommenders.data.cleaning import CleaningConfig
 from recommenders.data.dataset import REPORT_FILE, TABLES, load_prepared, prepare, save_prepared
 from recommenders.data.report import DataReport
 from recommenders.data.split import SplitConfig
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from recommenders.data.loaders import (
     load_srgnn_splits,
     parse_timestamps,
 )
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 
 DIGINETICA = Path("/work/shared/datasets/diginetica")
 RAW_SAMPLE = DIGINETICA / "raw-cikm16-sample"

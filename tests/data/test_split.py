@@ -5,7 +5,7 @@ import pytest
 
 from recommenders.data.cleaning import clean
 from recommenders.data.split import SPLIT_REASONS, time_split
-from recommenders.errors import ConfigError, DataError
+from recsys_base.errors import ConfigError, DataError
 
 from .conftest import events
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from recommenders.data import schema
 from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 
 CONFIG = SyntheticShopConfig.small(seed=0)
 

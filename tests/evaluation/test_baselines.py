@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from recommenders.errors import ConfigError
 from recommenders.evaluation.baselines import MarkovChain, Popularity, SessionKNN
 from recommenders.evaluation.cases import make_next_item_cases
+from recsys_base.errors import ConfigError
 from tests.evaluation.conftest import catalog_of, view_events
 
 CATALOG = catalog_of("abcdefghij")

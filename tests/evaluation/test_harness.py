@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from recommenders.errors import ConfigError, DataError, ModelError
 from recommenders.evaluation.baselines import MarkovChain, Popularity, SessionKNN
 from recommenders.evaluation.cases import make_next_item_cases
 from recommenders.evaluation.harness import evaluate
 from recommenders.evaluation.report import EvaluationReport
+from recsys_base.errors import ConfigError, DataError, ModelError
 from tests.evaluation.conftest import catalog_of, view_events
 
 ITEMS = [f"i{n}" for n in range(10)]

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-import recommenders  # noqa: F401
+import recsys_base  # noqa: F401
 from recommenders.features.vocabulary import FeatureVocabularies, tokenize
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 
 
 def _events():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from recommenders.cli import main
+from recsys.cli import main
 
 
 def _error(capsys, argv):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recommenders.models.repeat import RepeatHead, mix_with_catalog, repeat_targets, revisit_history
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommenders.errors import ConfigError
 from recommenders.features.sequences import sessions_to_arrays
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
 from recommenders.models.retrieval import SessionRetrievalModel, next_item_positions
-from recommenders.tf_compat import tensorflow
+from recsys_base.errors import ConfigError
+from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import recommenders  # noqa: F401
+import recsys_base  # noqa: F401
 from recommenders.data.dataset import load_prepared
-from recommenders.errors import ModelError
 from recommenders.evaluation.cases import make_next_item_cases
 from recommenders.models.export import export_models
 from recommenders.models.inference import session_inputs
-from recommenders.tf_compat import tensorflow
-from recommenders.workflow import TrainedModels, evaluate_run, export_run
+from recsys.workflow import TrainedModels, evaluate_run, export_run
+from recsys_base.errors import ModelError
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 
 tf = tensorflow()
@@ -135,11 +135,11 @@ def exported(trained_run_dir, tmp_path_factory):
 
 def test_export_is_atomic_and_versions_are_immutable(exported, models):
     base, paths = exported
-    assert {name: path.name for name, path in paths.items()} == {name: "1" for name in contract.MODELS}
-    assert not [p for p in base.rglob(".tmp-*")]
+    assert {name: path.name for name, path in paths.items()} == dict.fromkeys(contract.MODELS, "1")
+    assert not list(base.rglob(".tmp-*"))
     with pytest.raises(ModelError, match="already exists"):
         export_models(models.retrieval_model, models.ranking_model, base, version=1)
-    assert not [p for p in base.rglob(".tmp-*")]
+    assert not list(base.rglob(".tmp-*"))
 
 
 def test_saved_model_cli_shows_named_signatures(exported):
@@ -188,7 +188,7 @@ def test_tf1_savedmodelbundle_path_gives_identical_scores(exported, models, test
 
 
 def test_warmup_requests_and_metadata_travel_with_each_version(exported):
-    from serving.warmup import read_warmup_requests
+    from serving.contract.warmup import read_warmup_requests
 
     _, paths = exported
     for name, path in paths.items():

@@ -2,10 +2,10 @@
 
 import pytest
 
-from recommenders.errors import ConfigError
 from recommenders.models.config import TrainConfig
 from recommenders.models.training import make_optimizer
-from recommenders.tf_compat import tensorflow
+from recsys_base.errors import ConfigError
+from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-import recommenders  # noqa: F401 - selects Keras 2 before TensorFlow loads
-from serving.drills.scenarios import DrillSettings
-from serving.drills.workspace import new_workspace, pristine_models
+import recsys_base  # noqa: F401 - selects Keras 2 before TensorFlow loads
+from drills.scenarios import DrillSettings
+from drills.workspace import new_workspace, pristine_models
 
 # Short windows: enough requests to see a failure, cheap on a loaded 2-core machine.
 FAST = DrillSettings(workers=2, rate_per_worker=20.0, warm_seconds=0.5, fault_seconds=1.0, poll_seconds=0.1, holdout_cases=40)

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from recommenders.cli import main
+from drills import scenarios
+from drills.canary import canary_gate, read_labels, toy_holdout
+from drills.workspace import MODEL, TOY_ITEMS
+from recsys.cli import main
 from serving import contract
-from serving.drills import scenarios
-from serving.drills.canary import canary_gate, read_labels, toy_holdout
-from serving.drills.workspace import MODEL, TOY_ITEMS
 from tests.reliability.conftest import FAST
 
 
@@ -76,7 +76,7 @@ def test_canary_as_good_as_stable_is_promoted(workspace):
 
 
 def _one_row():
-    from serving.drills.load import recommend_inputs
+    from drills.load import recommend_inputs
 
     return recommend_inputs(["item-001"], 5)
 
@@ -105,7 +105,7 @@ def test_cli_drill_rejects_bad_flags(argv, message, capsys):
 
 
 def test_a_crashing_scenario_is_reported_failed_and_the_others_still_run(monkeypatch, tmp_path):
-    from serving.drills import DrillConfig, DrillResult, format_report, run_drills, runner
+    from drills import DrillConfig, DrillResult, format_report, run_drills, runner
 
     def crash(workspace, settings):
         raise RuntimeError("disk on fire")

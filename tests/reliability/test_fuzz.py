@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 from serving import contract
-from serving.testing import start_toy_server, warmup_inputs
+from serving.testing import start_toy_server, toy_request
 
 tf = tensorflow()
 from tensorflow_serving.apis import (  # noqa: E402
@@ -68,11 +68,15 @@ def valid_inputs(draw):
     return {
         contract.SESSION_ITEM_IDS: ids,
         contract.SESSION_EVENT_TYPES: np.full((rows, length), b"view", dtype=object),
-        contract.SESSION_TIMESTAMPS: np.array(draw(st.lists(st.integers(-(2**40), 2**40), min_size=rows * length, max_size=rows * length)), dtype=np.int64).reshape(rows, length),
+        contract.SESSION_TIMESTAMPS: np.array(
+            draw(st.lists(st.integers(-(2**40), 2**40), min_size=rows * length, max_size=rows * length)), dtype=np.int64
+        ).reshape(rows, length),
         contract.USER_ID: np.array(draw(st.lists(st.binary(max_size=8), min_size=rows, max_size=rows)), dtype=object),
         contract.QUERY: np.array(draw(st.lists(st.text(max_size=10).map(str.encode), min_size=rows, max_size=rows)), dtype=object),
         contract.K: np.array(draw(st.lists(st.integers(1, ITEMS), min_size=rows, max_size=rows)), dtype=np.int32),
-        contract.EXCLUDE_ITEM_IDS: np.array(draw(st.lists(st.lists(item_id, min_size=excluded, max_size=excluded), min_size=rows, max_size=rows)), dtype=object),
+        contract.EXCLUDE_ITEM_IDS: np.array(
+            draw(st.lists(st.lists(item_id, min_size=excluded, max_size=excluded), min_size=rows, max_size=rows)), dtype=object
+        ),
     }
 
 
@@ -168,7 +172,7 @@ def test_predict_answers_hostile_requests_with_named_client_errors(server, kind,
     check()
     record_property("fuzz_cases", len(tried))
     # Still serving after everything above.
-    assert _call(predict, _request(warmup_inputs(MODEL)))[0] == grpc.StatusCode.OK
+    assert _call(predict, _request(toy_request(MODEL)))[0] == grpc.StatusCode.OK
 
 
 @st.composite

@@ -9,7 +9,7 @@ import pytest
 from recommenders.data.dataset import prepare
 from recommenders.data.loaders import load_csv
 from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
-from recommenders.errors import DataError
+from recsys_base.errors import DataError
 
 COLUMNS = ["session_id", "user_id", "item_id", "event_type", "timestamp", "query"]
 

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from serving.server import ServerConfig
 from serving.server.manager import model_entries
 

@@ -10,7 +10,7 @@ from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig, TrainConfig
 from recommenders.models.retrieval import RefreshCatalogIndex, SessionRetrievalModel
 from recommenders.models.training import RETRIEVAL_MONITOR, fit
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 # No dropout and no sampled negatives: their random streams are not checkpointed, and

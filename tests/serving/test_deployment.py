@@ -4,15 +4,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
-import recommenders  # noqa: F401 - Keras 2 before the official protos pull in TensorFlow
-from recommenders.errors import ConfigError
+import recsys_base  # noqa: F401 - Keras 2 before the official protos pull in TensorFlow
+from recsys_base.errors import ConfigError
 from serving import contract
 from serving.config_files import BatchingParameters, MonitoringConfig, parse_text, read_batching_options, read_prometheus_path
 from serving.deployment import DeploymentConfig, docker_compose, kubernetes, write_deployment
-
-from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-import recommenders  # noqa: F401
+import recsys_base  # noqa: F401
 from recommenders.data.dataset import load_prepared
 from recommenders.evaluation.cases import make_next_item_cases
-from recommenders.tf_compat import tensorflow
-from recommenders.workflow import TrainedModels, export_run
+from recsys.workflow import TrainedModels, export_run
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.client import RecommenderClient
 from serving.deployment import DeploymentConfig, write_configs

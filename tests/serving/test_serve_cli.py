@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
-import recommenders  # noqa: F401 - Keras 2 before the official protos pull in TensorFlow
-from recommenders.cli import main
+import recsys_base  # noqa: F401 - Keras 2 before the official protos pull in TensorFlow
+from recsys.cli import main
 from serving import contract
 from serving.client import RecommenderClient
 from serving.testing import expected_top_k, export_toy_models
-from tensorflow_serving.config import model_server_config_pb2
 
 
 def test_serve_config_writes_every_deployment_file(tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_tensorflow_model_server_on_path_gets_the_generated_flags(tmp_path):
     batching = tmp_path / "batching.txt"
     batching.write_text("max_batch_size { value: 8 }\n")
     result = subprocess.run(
-        [sys.executable, "-m", "recommenders", "serve", "--model-base", str(tmp_path / "models"), "--batching-config", str(batching)],
+        [sys.executable, "-m", "recsys", "serve", "--model-base", str(tmp_path / "models"), "--batching-config", str(batching)],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -68,7 +68,7 @@ def test_without_tensorflow_model_server_the_embedded_server_answers(tmp_path):
     export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,))
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "recommenders", "serve", "--model-base", str(tmp_path / "models"), "--port", "0", "--rest-port", "0"],
+        [sys.executable, "-m", "recsys", "serve", "--model-base", str(tmp_path / "models"), "--port", "0", "--rest-port", "0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:

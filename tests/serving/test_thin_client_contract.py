@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.client import messages, requests, sessions
 from serving.client.tensors import to_array, to_tensor_proto
@@ -175,6 +175,9 @@ def test_official_metadata_response_parses_in_the_thin_client():
 
 
 def test_importing_the_thin_client_never_imports_tensorflow():
-    code = "import sys, serving.client; serving.client.RecommenderClient(['127.0.0.1:1']).close(); print('tensorflow' in sys.modules, 'tensorflow_serving' in sys.modules)"
+    code = (
+        "import sys, serving.client; serving.client.RecommenderClient(['127.0.0.1:1']).close(); "
+        "print('tensorflow' in sys.modules, 'tensorflow_serving' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]

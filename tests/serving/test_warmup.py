@@ -3,25 +3,25 @@
 import numpy as np
 import pytest
 
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 from serving import contract
-from serving.testing import export_toy_models, warmup_inputs
-from serving.warmup import WARMUP_FILE, read_warmup_requests, write_warmup_requests
+from serving.contract.warmup import WARMUP_FILE, read_warmup_requests, write_warmup_requests
+from serving.testing import export_toy_models, toy_request
 
 tf = tensorflow()
 from tensorflow_serving.apis import prediction_log_pb2  # noqa: E402
 
 
 def test_records_are_prediction_logs_with_the_given_inputs(tmp_path):
-    requests = [warmup_inputs(contract.RECOMMEND_MODEL), warmup_inputs(contract.RECOMMEND_MODEL)]
+    requests = [toy_request(contract.RECOMMEND_MODEL), toy_request(contract.RECOMMEND_MODEL)]
     path = write_warmup_requests(tmp_path, contract.RECOMMEND_MODEL, requests, signature_name="recommend")
     assert path == tmp_path / WARMUP_FILE
     raw = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in tf.data.TFRecordDataset(str(path))]
     assert len(raw) == 2 and raw == read_warmup_requests(tmp_path)
     request = raw[0].predict_log.request
     assert (request.model_spec.name, request.model_spec.signature_name) == ("recommend", "recommend")
-    assert tf.make_ndarray(request.inputs[contract.K]).tolist() == [5]
-    assert tf.make_ndarray(request.inputs[contract.SESSION_ITEM_IDS]).tolist() == [[b"item-001", b"item-002"]]
+    assert tf.make_ndarray(request.inputs[contract.K]).tolist() == [10]
+    assert tf.make_ndarray(request.inputs[contract.SESSION_ITEM_IDS]).tolist() == [[b"item-000", b"item-001", b"item-002"]]
 
 
 def test_empty_request_lists_are_refused(tmp_path):
@@ -34,8 +34,8 @@ def test_the_server_replays_warmup_on_load(tmp_path):
 
     export_toy_models(tmp_path, models=(contract.RANKING_MODEL,))
     version_dir = tmp_path / contract.RANKING_MODEL / "1"
-    bad = warmup_inputs(contract.RANKING_MODEL)
-    bad[contract.SESSION_TIMESTAMPS] = np.array([["yesterday", "today"]], dtype=object)
+    bad = toy_request(contract.RANKING_MODEL)
+    bad[contract.SESSION_TIMESTAMPS] = np.array([["yesterday", "today", "now"]], dtype=object)
     write_warmup_requests(version_dir, contract.RANKING_MODEL, [bad])  # a warmup that cannot run fails the load
     manager = ModelManager([ModelEntry(contract.RANKING_MODEL, tmp_path / contract.RANKING_MODEL, "latest")])
     manager.poll()

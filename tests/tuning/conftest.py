@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import recommenders  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+import recsys_base  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 
 # Everything fixed at tiny sizes; only the learning rate varies, from useless to good,
 # so the search has a known worst trial.
@@ -79,7 +79,7 @@ def distributed_tiny_search(data_dir, space_file, directory, timeout: float) -> 
 
     Returns each process's exit code; its output is in ``directory/<tuner id>.log``.
     """
-    command = [sys.executable, "-m", "recommenders", "tune", "--data", str(data_dir), "--space", str(space_file),
+    command = [sys.executable, "-m", "recsys", "tune", "--data", str(data_dir), "--space", str(space_file),
                "--tuner", "grid", "--max-trials", "2", "--epochs", "1", "--max-length", "10",
                "--directory", str(directory), "--project", "tiny"]
     directory.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from recommenders.errors import ConfigError, DataError
 from recommenders.models.config import TrainConfig
+from recsys_base.errors import ConfigError, DataError
 from tuning.search import TuningConfig, run_search
 
 REASON = "DataError: the validation split has no session with two or more item events to learn from"

@@ -7,7 +7,7 @@ PROBE = """
 import tuning.tuner  # imports recommenders, then keras_tuner (and with it Keras 3)
 import keras
 import keras_tuner.src.backend
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 tf = tensorflow()
 print(keras.__version__.split(".")[0], keras_tuner.src.backend.keras.Model.__module__.split(".")[0],
       tf.keras.Model.__module__.split(".")[0])

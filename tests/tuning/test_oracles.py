@@ -1,11 +1,10 @@
 """Oracles by name, the wall-clock budget, and grid search picking up where it stopped."""
 
+import keras_tuner
 import pytest
 
-import recommenders  # noqa: F401  (selects Keras 2 before keras_tuner imports TensorFlow)
-import keras_tuner
-
-from recommenders.errors import ConfigError
+import recsys_base  # noqa: F401  (selects Keras 2 before keras_tuner imports TensorFlow)
+from recsys_base.errors import ConfigError
 from tuning.oracles import make_oracle
 
 OBJECTIVE = keras_tuner.Objective("val_HR@20", "max")

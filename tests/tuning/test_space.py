@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from tuning.space import Choice, Fixed, Range, configs_from_values, default_space, load_space
 
 

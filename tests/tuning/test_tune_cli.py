@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from recommenders.cli import main
+from recsys.cli import main
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -32,8 +32,8 @@ def test_missing_data_directory_is_an_error_before_any_training(tmp_path, capsys
 
 
 def test_bad_input_does_not_load_tensorflow():
-    probe = ("import sys; from recommenders.cli import main; "
-             f"code = main(['tune', '--data', '.', '--max-trials', '0']); "
+    probe = ("import sys; from recsys.cli import main; "
+             "code = main(['tune', '--data', '.', '--max-trials', '0']); "
              "print(code, 'tensorflow' in sys.modules, 'keras_tuner' in sys.modules)")
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert completed.stdout.split() == ["2", "False", "False"], completed.stderr[-2000:]

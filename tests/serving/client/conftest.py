@@ -18,7 +18,7 @@ def target(tmp_path_factory):
     if os.environ.get(TARGET_ENV):
         yield os.environ[TARGET_ENV]
         return
-    import recommenders  # noqa: F401 - selects Keras 2 before TensorFlow loads
+    import recsys_base  # noqa: F401 - selects Keras 2 before TensorFlow loads
     from serving.testing import start_toy_server
 
     handle = start_toy_server(tmp_path_factory.mktemp("toy-server"))

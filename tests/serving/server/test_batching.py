@@ -6,7 +6,7 @@ import grpc
 import numpy as np
 import pytest
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from serving.server.batching import Batcher, BatchingOptions, merge
 from serving.server.errors import RequestFailed
 
@@ -120,7 +120,7 @@ def test_bad_batching_parameters_are_config_errors():
         BatchingOptions(max_batch_size=0)
 
 
-def _Task(arrays):  # noqa: N802 - builds the private task type the merge step takes
+def _Task(arrays):
     from serving.server.batching import _Task as Task
 
     return Task("s", arrays, 1, ())

@@ -7,7 +7,7 @@ import time
 import grpc
 import pytest
 
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.client import RecommenderClient, ServingError
 from serving.deployment import DeploymentConfig, models_config_text, write_configs
@@ -158,7 +158,7 @@ def _answers(client) -> bool:
 
 
 def test_config_errors_name_the_problem(tmp_path):
-    from recommenders.errors import ConfigError
+    from recsys_base.errors import ConfigError
     from serving.server.manager import model_entries
 
     config = model_server_config_pb2.ModelServerConfig()
@@ -172,6 +172,6 @@ def test_config_errors_name_the_problem(tmp_path):
 
 
 def _inputs():
-    from serving.testing import warmup_inputs
+    from serving.testing import toy_request
 
-    return warmup_inputs(MODEL)
+    return toy_request(MODEL)

@@ -9,7 +9,7 @@ import pytest
 from serving import contract
 from serving.client import RecommenderClient, ServingError, TlsConfig
 from serving.server import ServerTls
-from serving.testing import expected_top_k, start_toy_server, warmup_inputs
+from serving.testing import expected_top_k, start_toy_server, toy_request
 
 EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
@@ -56,7 +56,7 @@ def test_clients_without_a_certificate_are_refused(tls_server, client_tls):
 def test_oversized_requests_are_resource_exhausted(tls_server):
     handle, certs = tls_server
     tls = TlsConfig(root_certificates=certs["ca.pem"], private_key=certs["client.key"], certificate_chain=certs["client.pem"])
-    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs = toy_request(contract.RECOMMEND_MODEL)
     inputs[contract.EXCLUDE_ITEM_IDS] = np.array([[f"item-{i:06d}" for i in range(20_000)]], dtype=object)
     with RecommenderClient([f"localhost:{handle.port}"], tls=tls, deadline_s=10.0) as client:
         with pytest.raises(ServingError) as caught:

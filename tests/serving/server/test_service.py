@@ -8,9 +8,9 @@ import grpc
 import numpy as np
 import pytest
 
-from recommenders.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow
 from serving import contract
-from serving.testing import expected_top_k, start_toy_server, warmup_inputs
+from serving.testing import TOY_ITEMS, expected_top_k, start_toy_server, toy_request
 
 tf = tensorflow()
 from tensorflow_serving.apis import (  # noqa: E402
@@ -49,7 +49,7 @@ def _request(model=contract.RECOMMEND_MODEL, inputs=None, **spec):
             request.model_spec.version.value = value
         else:
             setattr(request.model_spec, key, value)
-    default_inputs = warmup_inputs(model if model in contract.MODELS else contract.RECOMMEND_MODEL)
+    default_inputs = toy_request(model if model in contract.MODELS else contract.RECOMMEND_MODEL)
     for name, values in (default_inputs if inputs is None else inputs).items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
     return request
@@ -68,7 +68,7 @@ def test_official_client_gets_the_models_answer(stubs):
     response = stubs[0].Predict(_request(signature_name="recommend"), timeout=10)
     assert (response.model_spec.name, response.model_spec.version.value, response.model_spec.signature_name) == ("recommend", 1, "recommend")
     ids = tf.make_ndarray(response.outputs[contract.ITEM_IDS])[0]
-    assert [item.decode() for item in ids] == [item for item, _ in expected_top_k(50, 1, 5, ("item-001",))]
+    assert [item.decode() for item in ids] == [item for item, _ in expected_top_k(TOY_ITEMS, 1, 10, ("item-000",))]
 
 
 def test_output_filter_returns_only_the_named_outputs(stubs):
@@ -80,17 +80,17 @@ def test_output_filter_returns_only_the_named_outputs(stubs):
 
 
 def test_missing_and_extra_inputs_are_named(stubs):
-    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs = toy_request(contract.RECOMMEND_MODEL)
     del inputs[contract.K]
     inputs["colour"] = np.array(["red"], dtype=object)
     _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "missing input(s) ['k']", "unexpected input(s) ['colour']")
 
 
 def test_wrong_dtype_and_rank_are_named(stubs):
-    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs = toy_request(contract.RECOMMEND_MODEL)
     inputs[contract.K] = np.array([5], dtype=np.int64)
     _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "input 'k' has dtype DT_INT64", "DT_INT32")
-    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs = toy_request(contract.RECOMMEND_MODEL)
     inputs[contract.SESSION_ITEM_IDS] = np.array(["item-001"], dtype=object)
     _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "input 'session_item_ids' has shape [1]")
 
@@ -108,7 +108,7 @@ def test_negative_and_huge_declared_shapes_are_refused_before_allocation(stubs):
 
 
 def test_model_errors_keep_their_code_and_message(stubs):
-    inputs = warmup_inputs(contract.RECOMMEND_MODEL)
+    inputs = toy_request(contract.RECOMMEND_MODEL)
     inputs[contract.K] = np.array([0], dtype=np.int32)
     details = _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "k must be in 1..50")
     assert "\n" not in details

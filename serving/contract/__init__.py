@@ -1,8 +1,13 @@
 """The request/response contract between exported SavedModels, the servers and the clients.
 
-Pure constants (no TensorFlow, no grpc): the model exporter, the embedded server, the
+The layer every side builds on (only ``recsys_base`` is below it). This module holds pure
+constants (no TensorFlow, no grpc): the model exporter, the embedded server, the
 deployment-config generator and the thin client all read them from here, so a renamed
-input is a one-line change. Every exported model has its main signature twice: under
+input is a one-line change. Beside it: :mod:`serving.contract.protodef` (TF Serving's
+wire and config messages built without TensorFlow), :mod:`serving.contract.specs` (the
+inputs as ``tf.TensorSpec`` input signatures) and :mod:`serving.contract.warmup` (the
+warmup record format and the warmup request of each model); the last two need TensorFlow
+and are never imported by the thin client. Every exported model has its main signature twice: under
 its own name and as ``serving_default``.
 
 Session inputs shared by every signature (``B`` = batch, ``T`` = session length,
@@ -46,6 +51,12 @@ SIGNATURES = {
     RECOMMEND_MODEL: "recommend",
 }
 DEFAULT_SIGNATURE = "serving_default"
+
+# The values of ``session_event_types``: what the shopper did with each session item.
+VIEW = "view"
+CART = "cart"
+PURCHASE = "purchase"
+EVENT_TYPES = (VIEW, CART, PURCHASE)
 
 SESSION_ITEM_IDS = "session_item_ids"
 SESSION_EVENT_TYPES = "session_event_types"

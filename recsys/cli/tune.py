@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recommenders.cli.data import _optional_float, _optional_int
-from recommenders.errors import ConfigError
+from recsys.cli.data import _optional_float, _optional_int
+from recsys_base.errors import ConfigError
 
 
 def register(subparsers) -> None:

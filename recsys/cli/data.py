@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 
 FORMATS = ("csv", "parquet", "retailrocket", "diginetica-raw", "srgnn")
 

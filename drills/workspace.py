@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from serving import contract
 
 MODEL = contract.RECOMMEND_MODEL
@@ -70,12 +70,12 @@ def new_workspace(root: Path, name: str, pristine: Path, stable_version: int, to
 
 def load_session(version_dir: Path) -> tuple[str, ...]:
     """The session of the version's first warmup request (real item ids for a real model)."""
-    from serving.warmup import read_warmup_requests
+    from serving.contract.warmup import read_warmup_requests
 
     records = read_warmup_requests(version_dir)
     if not records:
         return DEFAULT_SESSION
-    from recommenders.tf_compat import tensorflow
+    from recsys_base.tf_compat import tensorflow
 
     row = tensorflow().make_ndarray(records[0].predict_log.request.inputs[contract.SESSION_ITEM_IDS])[0]
     session = tuple(item.decode("utf-8") for item in row if item)

@@ -8,15 +8,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drills.load import LoadGenerator, recommend_inputs, summarize
+from drills.replicas import ReplicaProcess
+from drills.workspace import MODEL, Workspace, load_session
 from serving.client import RecommenderClient, ServingError
-from serving.drills.load import LoadGenerator, recommend_inputs, summarize
-from serving.drills.replicas import ReplicaProcess
-from serving.drills.workspace import MODEL, Workspace, load_session
 
 
 @dataclass(frozen=True)
 class DrillSettings:
-    """Load and timing shared by the scenarios (see :class:`serving.drills.DrillConfig`)."""
+    """Load and timing shared by the scenarios (see :class:`drills.DrillConfig`)."""
 
     replicas: int = 2
     workers: int = 4
@@ -193,7 +193,7 @@ def restart_with_warmup(workspace: Workspace, settings: DrillSettings) -> DrillR
     """Stop a replica and start it again on the same port: the first request after it reports
     ready must answer within ``first_request_bound_ms`` (warmup already paid the tracing).
     With ``settings.compare_cold_start`` the same restart without warmup records is timed too."""
-    from serving.warmup import WARMUP_FILE
+    from serving.contract.warmup import WARMUP_FILE
 
     first = ReplicaProcess(workspace.config_file, workspace.models_dir, poll_seconds=settings.poll_seconds)
     port = first.port
@@ -226,7 +226,7 @@ def restart_with_warmup(workspace: Workspace, settings: DrillSettings) -> DrillR
 def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None) -> DrillResult:
     """A canary worse than stable on the holdout is not promoted: ``stable`` keeps its
     version (in the server and in models.config), the decision is logged, load never fails."""
-    from serving.drills.canary import canary_gate, read_labels, toy_holdout
+    from drills.canary import canary_gate, read_labels, toy_holdout
     from serving.testing import export_toy_models
 
     stable, canary = workspace.stable_version, workspace.stable_version + 1

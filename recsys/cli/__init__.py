@@ -11,9 +11,9 @@ import argparse
 import importlib
 import sys
 
-from recommenders.errors import RecsysError
+from recsys_base.errors import RecsysError
 
-# Modules under recommenders/cli/ that contribute subcommands, in help order.
+# Modules under recsys/cli/ that contribute subcommands, in help order.
 COMMAND_MODULES = ("data", "models", "serve", "drill", "tune")
 
 
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        importlib.import_module(f"recommenders.cli.{name}").register(subparsers)
+        importlib.import_module(f"recsys.cli.{name}").register(subparsers)
     return parser
 
 

@@ -10,12 +10,12 @@ import threading
 import time
 from pathlib import Path
 
-from recommenders.errors import RecsysError
-from serving.drills.replica import READY
+from drills.replica import READY
+from recsys_base.errors import RecsysError
 
 
 class ReplicaProcess:
-    """An embedded server in a child process (``serving.drills.replica``).
+    """An embedded server in a child process (``drills.replica``).
 
     Usage::
 
@@ -26,7 +26,7 @@ class ReplicaProcess:
 
     def __init__(self, config_file: Path, model_base: Path, port: int = 0, poll_seconds: float = 0.5,
                  start_timeout_s: float = 120.0):
-        command = [sys.executable, "-m", "serving.drills.replica", "--config", str(config_file),
+        command = [sys.executable, "-m", "drills.replica", "--config", str(config_file),
                    "--model-base", str(model_base), "--port", str(port), "--poll-seconds", str(poll_seconds)]
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

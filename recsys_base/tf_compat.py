@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 
 _LEGACY_HINT = (
     "TensorFlow Recommenders 0.7.7 needs the Keras 2 API: install 'tf-keras' and set "

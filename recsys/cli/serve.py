@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 from serving import contract
 
 MODEL_SERVER_BINARY = "tensorflow_model_server"
@@ -130,7 +130,6 @@ def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
 
     print(f"recsys serve: {MODEL_SERVER_BINARY} not on PATH or --embedded given; starting the embedded server", flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    import recommenders  # noqa: F401 - selects Keras 2 before TensorFlow loads
     from serving.server import ServerConfig, serve
 
     handle = serve(

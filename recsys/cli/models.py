@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recommenders.errors import ConfigError
+from recsys_base.errors import ConfigError
 
 # Flags that override single settings of the run config: flag -> (section, field, type).
 OVERRIDES = {
@@ -28,7 +28,7 @@ def _add_run_config_flags(parser) -> None:
 
 def run_config(args):
     """The run config from ``--config`` (or defaults) with flag overrides, validated."""
-    from recommenders.workflow import RunConfig
+    from recsys.workflow import RunConfig
 
     values = (RunConfig.from_file(args.config) if args.config else RunConfig()).to_dict()
     for flag, (sections, field, _) in OVERRIDES.items():
@@ -84,7 +84,7 @@ def register(subparsers) -> None:
 
 
 def _train(args) -> int:
-    from recommenders.workflow import train_run
+    from recsys.workflow import train_run
 
     metrics = train_run(args.data, args.run, run_config(args), overwrite=args.overwrite)
     for part, values in metrics.items():
@@ -102,14 +102,14 @@ def _print_evaluation(result) -> None:
 
 
 def _evaluate(args) -> int:
-    from recommenders.workflow import evaluate_run
+    from recsys.workflow import evaluate_run
 
     _print_evaluation(evaluate_run(args.data, args.run, args.split, args.k, not args.no_baselines, args.json))
     return 0
 
 
 def _export(args) -> int:
-    from recommenders.workflow import export_run
+    from recsys.workflow import export_run
 
     if args.version is not None and args.version < 1:
         raise ConfigError(f"--version must be a positive whole number, got {args.version}")
@@ -119,7 +119,7 @@ def _export(args) -> int:
 
 
 def _demo(args) -> int:
-    from recommenders.workflow import demo
+    from recsys.workflow import demo
 
     demo(args.workdir, args.base, run_config(args), small=args.small)
     return 0

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recommenders.errors import ConfigError
+from drills.load import recommend_inputs
+from recsys_base.errors import ConfigError
 from serving import contract
 from serving.client import RecommenderClient
-from serving.drills.load import recommend_inputs
 
 log = logging.getLogger(__name__)
 

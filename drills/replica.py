@@ -1,6 +1,6 @@
 """A server replica in its own process, so a drill can SIGKILL it like a crashed machine.
 
-Run as ``python -m serving.drills.replica --config models.config --model-base DIR --port P``;
+Run as ``python -m drills.replica --config models.config --model-base DIR --port P``;
 prints ``READY <port>`` once the models are loaded and warmed up, stops cleanly on SIGTERM.
 """
 
@@ -24,7 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=0.5)
     args = parser.parse_args(argv)
 
-    import recommenders  # noqa: F401 - selects Keras 2 before TensorFlow loads
     from serving.server import ServerConfig, serve
 
     handle = serve(ServerConfig(args.config, model_base=args.model_base, port=args.port, poll_seconds=args.poll_seconds))

@@ -34,9 +34,8 @@ def register(subparsers) -> None:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    import recommenders  # noqa: F401 - selects Keras 2 before TensorFlow loads
-    from serving.drills import SCENARIOS, DrillConfig, DrillSettings, format_report, run_drills
-    from serving.drills.runner import results_as_dicts
+    from drills import SCENARIOS, DrillConfig, DrillSettings, format_report, run_drills
+    from drills.runner import results_as_dicts
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     settings = DrillSettings(

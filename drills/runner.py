@@ -9,10 +9,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from recommenders.errors import ConfigError
-from serving.drills import scenarios
-from serving.drills.scenarios import DrillResult, DrillSettings
-from serving.drills.workspace import new_workspace, pristine_models
+from drills import scenarios
+from drills.scenarios import DrillResult, DrillSettings
+from drills.workspace import new_workspace, pristine_models
+from recsys_base.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def run_drills(config: DrillConfig, progress: bool = True) -> list[DrillResult]:
         pristine, stable = pristine_models(root, config.model_base)
         holdout = None
         if config.model_base is not None and "canary_rejected" in config.scenarios:
-            from serving.drills.canary import prepared_holdout
+            from drills.canary import prepared_holdout
 
             holdout = prepared_holdout(config.holdout, config.settings.holdout_cases, config.settings.seed)
         results = []
@@ -88,7 +88,7 @@ def run_drills(config: DrillConfig, progress: bool = True) -> list[DrillResult]:
             options = {"holdout": holdout} if name == "canary_rejected" else {}
             try:
                 results.append(SCENARIOS[name](workspace, config.settings, **options))
-            except Exception as error:  # noqa: BLE001 - a crashed drill is a failed drill, the others still run
+            except Exception as error:
                 log.exception("drill %s crashed", name)
                 results.append(DrillResult(name, False, notes=[f"crashed: {type(error).__name__}: {error}"]))
     return results

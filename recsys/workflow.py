@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recommenders.errors import ConfigError, DataError
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.serving_modules import RecommendConfig
+from recsys_base.errors import ConfigError, DataError
 
 RUN_SECTIONS = {"retrieval": RetrievalConfig, "ranking": RankingConfig, "train": TrainConfig, "recommend": RecommendConfig}
 
@@ -46,13 +46,13 @@ class RunConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     recommend: RecommendConfig = dataclasses.field(default_factory=RecommendConfig)
 
-    def validate(self) -> "RunConfig":
+    def validate(self) -> RunConfig:
         for section in RUN_SECTIONS:
             getattr(self, section).validate()
         return self
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> "RunConfig":
+    def from_dict(cls, values: dict, source: str = "config") -> RunConfig:
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected an object with sections {', '.join(RUN_SECTIONS)}")
         unknown = sorted(set(values) - set(RUN_SECTIONS))
@@ -79,7 +79,7 @@ class RunConfig:
         return cls(**sections).validate()
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "RunConfig":
+    def from_file(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
@@ -230,7 +230,7 @@ def example_recommendations(version_dir, prepared, n_sessions: int = 3, k: int =
     """Asks an exported ``recommend`` SavedModel for the next items of a few test sessions."""
     from recommenders.evaluation.cases import make_next_item_cases
     from recommenders.models.inference import SignatureRecommender
-    from recommenders.tf_compat import tensorflow
+    from recsys_base.tf_compat import tensorflow
     from serving import contract
 
     tf = tensorflow()

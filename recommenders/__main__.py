@@ -1,5 +1,0 @@
-import sys
-
-from recommenders.cli import main
-
-sys.exit(main())
