@@ -9,8 +9,8 @@ import grpc
 
 from serving import contract
 from serving.client import channels, requests
-from serving.client.client import RETRYABLE, ClientBase
-from serving.client.errors import ServingError
+from serving.client.client import ClientBase
+from serving.client.retry import Backoff, Connect, Done, Step
 
 
 class AsyncRecommenderClient(ClientBase):
@@ -68,29 +68,31 @@ class AsyncRecommenderClient(ClientBase):
         return requests.prediction(response, target)
 
     async def _call(self, method: str, request):
-        plan = self._plan()
-        for target, sleep_s in plan:
-            await asyncio.sleep(sleep_s)
-            if plan.remaining() <= 0:
-                break
-            channel = self._channels[target]
-            connect_s = min(self._connect_timeout_s, plan.remaining())
-            if channel.get_state(try_to_connect=True) is not grpc.ChannelConnectivity.READY:
-                try:
-                    await asyncio.wait_for(channel.channel_ready(), timeout=connect_s)
-                except asyncio.TimeoutError:
-                    plan.failed(target, f"could not connect within {connect_s:.3f}s")
-                    continue
-            try:
-                response = await self._stubs[(target, method)](request, timeout=max(1e-3, plan.remaining()))
-            except grpc.aio.AioRpcError as error:
-                if error.code() not in RETRYABLE:
-                    raise ServingError(error.code(), error.details() or "", target) from None
-                plan.failed(target, f"{error.code().name}: {error.details()}")
-                continue
-            plan.succeeded(target)
-            return response, target
-        raise plan.exhausted(method)
+        steps, outcome = self._steps(method), None
+        while not isinstance(step := steps.send(outcome), Done):
+            outcome = await self._take(step, method, request)
+        return step.response, step.target
+
+    async def _take(self, step: Step, method: str, request):
+        """Carries out one step of the retry core, awaiting; returns its outcome."""
+        if isinstance(step, Backoff):
+            return await asyncio.sleep(step.seconds)
+        if isinstance(step, Connect):
+            return await self._connects(step.target, step.timeout_s)
+        try:
+            return await self._stubs[(step.target, method)](request, timeout=step.timeout_s)
+        except grpc.aio.AioRpcError as error:
+            return error
+
+    async def _connects(self, target: str, timeout_s: float) -> bool:
+        channel = self._channels[target]
+        if channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+            return True
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout=timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def close(self) -> None:
         """Closes every channel."""

@@ -16,7 +16,6 @@ RESPONSE_CLASS = {
     GET_MODEL_METADATA: messages.GetModelMetadataResponse,
     GET_MODEL_STATUS: messages.GetModelStatusResponse,
 }
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

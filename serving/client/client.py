@@ -4,66 +4,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 import grpc
 import numpy as np
 
 from serving import contract
 from serving.client import channels, requests, sessions
-from serving.client.errors import ServingError
-from serving.client.routing import LabelSplit, TargetHealth, backoff_delay
-
-# Codes that mean "this replica could not take the call", never "the call is wrong".
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
-
-
-class RetryPlan:
-    """The attempts of one call: which replica next, how long to back off, when to give up.
-
-    Shared by the sync and asyncio clients, which only differ in how they wait and call.
-    Iterating yields ``(target, sleep_s)``; report each attempt with :meth:`failed` or
-    :meth:`succeeded`.
-    """
-
-    def __init__(self, health: TargetHealth, retries: int, deadline_s: float, backoff: tuple[float, float], rng: random.Random):
-        self._health = health
-        self._retries = retries
-        self._deadline_s = deadline_s
-        self._deadline = time.monotonic() + deadline_s
-        self._backoff = backoff
-        self._rng = rng
-        self._last_error = "no attempt made"
-
-    def __iter__(self):
-        tried: set[str] = set()
-        for attempt in range(self._retries + 1):
-            target = self._health.pick(avoid=tried)
-            sleep_s = 0.0
-            if target in tried:
-                # Every replica failed once already: back off before going round again.
-                tried.clear()
-                sleep_s = max(0.0, min(self.remaining(), backoff_delay(attempt, *self._backoff, self._rng)))
-            tried.add(target)
-            yield target, sleep_s
-
-    def remaining(self) -> float:
-        """Seconds left before the call's deadline (may be <= 0)."""
-        return self._deadline - time.monotonic()
-
-    def failed(self, target: str, reason: str) -> None:
-        """Records a retryable failure of ``target``."""
-        self._health.failed(target)
-        self._last_error = f"{target}: {reason}"
-
-    def succeeded(self, target: str) -> None:
-        """Records a successful call to ``target``."""
-        self._health.succeeded(target)
-
-    def exhausted(self, method: str) -> ServingError:
-        """The error to raise once every attempt failed or the deadline passed."""
-        code = grpc.StatusCode.UNAVAILABLE if self.remaining() > 0 else grpc.StatusCode.DEADLINE_EXCEEDED
-        return ServingError(code, f"{method} failed on every attempt within {self._deadline_s}s; last error: {self._last_error}")
+from serving.client.retry import Backoff, Connect, Done, RetryPlan, Step, call_steps
+from serving.client.routing import LabelSplit, TargetHealth
 
 
 class ClientBase:
@@ -81,7 +30,7 @@ class ClientBase:
         version: int | None = None,
         version_label: str | None = None,
         label_split: Mapping[str, float] | None = None,
-        max_message_bytes: int = channels.DEFAULT_MAX_MESSAGE_BYTES,
+        max_message_bytes: int = contract.DEFAULT_MAX_MESSAGE_BYTES,
         seed: int | None = None,
     ):
         if isinstance(targets, str):
@@ -115,8 +64,10 @@ class ClientBase:
             return self.version, None
         return None, self.label_for(routing_key)
 
-    def _plan(self) -> RetryPlan:
-        return RetryPlan(self._health, self.retries, self.deadline_s, self._backoff, self._rng)
+    def _steps(self, method: str) -> Generator[Step, object, None]:
+        """The retry/failover steps of one call (see :mod:`serving.client.retry`) for the client's driver."""
+        plan = RetryPlan(self._health, self.retries, self.deadline_s, self._backoff, self._rng)
+        return call_steps(plan, method, self._connect_timeout_s)
 
     def _predict_request(self, model, inputs, signature, version, label, routing_key, output_filter):
         version, label = self._pin(version, label, routing_key)
@@ -220,25 +171,21 @@ class RecommenderClient(ClientBase):
         return requests.prediction(response, target)
 
     def _call(self, method: str, request):
-        plan = self._plan()
-        for target, sleep_s in plan:
-            time.sleep(sleep_s)
-            if plan.remaining() <= 0:
-                break
-            connect_s = min(self._connect_timeout_s, plan.remaining())
-            if not self._ready[target] and not self._connects(target, connect_s):
-                plan.failed(target, f"could not connect within {connect_s:.3f}s")
-                continue
-            try:
-                response = self._stubs[(target, method)](request, timeout=max(1e-3, plan.remaining()))
-            except grpc.RpcError as error:
-                if error.code() not in RETRYABLE:
-                    raise ServingError(error.code(), error.details() or "", target) from None
-                plan.failed(target, f"{error.code().name}: {error.details()}")
-                continue
-            plan.succeeded(target)
-            return response, target
-        raise plan.exhausted(method)
+        steps, outcome = self._steps(method), None
+        while not isinstance(step := steps.send(outcome), Done):
+            outcome = self._take(step, method, request)
+        return step.response, step.target
+
+    def _take(self, step: Step, method: str, request):
+        """Carries out one step of the retry core, blocking; returns its outcome."""
+        if isinstance(step, Backoff):
+            return time.sleep(step.seconds)
+        if isinstance(step, Connect):
+            return self._ready[step.target] or self._connects(step.target, step.timeout_s)
+        try:
+            return self._stubs[(step.target, method)](request, timeout=step.timeout_s)
+        except grpc.RpcError as error:
+            return error
 
     def _connects(self, target: str, timeout_s: float) -> bool:
         future = grpc.channel_ready_future(self._channels[target])
