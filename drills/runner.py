@@ -33,6 +33,7 @@ class DrillConfig:
     exported ``recommend`` version under it is copied into the workspace (the original is
     never touched) and the canary drill needs ``holdout``, a prepared dataset directory
     whose test split gives the holdout cases. ``workdir`` None uses a temporary directory.
+    :func:`run_drills` validates it.
 
     Usage::
 
@@ -45,7 +46,8 @@ class DrillConfig:
     workdir: Path | None = None
     settings: DrillSettings = DrillSettings()
 
-    def __post_init__(self):
+    def validate(self) -> DrillConfig:
+        """Checks the scenarios, the directories and the settings; returns ``self``."""
         unknown = [name for name in self.scenarios if name not in SCENARIOS]
         if unknown or not self.scenarios:
             raise ConfigError(f"unknown drill scenario(s) {unknown or '(none given)'}; choose from {list(SCENARIOS)}")
@@ -55,23 +57,16 @@ class DrillConfig:
             raise ConfigError("the canary_rejected drill on real models needs --holdout (a prepared dataset directory)")
         if self.holdout is not None and not Path(self.holdout).is_dir():
             raise ConfigError(f"--holdout {self.holdout} is not a directory")
-        s = self.settings
-        if s.replicas < 2:
-            raise ConfigError(f"replicas must be >= 2 (a kill needs a survivor), got {s.replicas}")
-        for name in ("workers", "k", "holdout_cases"):
-            if getattr(s, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(s, name)}")
-        for name in ("rate_per_worker", "fault_seconds", "poll_seconds", "deadline_s", "first_request_bound_ms"):
-            if not getattr(s, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(s, name)}")
-        if s.warm_seconds < 0 or not 0 <= s.gate_max_drop <= 1:
-            raise ConfigError(f"need warm_seconds >= 0 and gate_max_drop in [0, 1]; got {s.warm_seconds}, {s.gate_max_drop}")
+        self.settings.validate()
+        return self
 
 
 def run_drills(config: DrillConfig, progress: bool = True) -> list[DrillResult]:
     """Runs ``config.scenarios`` in order (a tqdm bar unless ``progress`` is False); a
     scenario that crashes is reported as failed and the others still run."""
     from tqdm import tqdm
+
+    config.validate()
 
     with tempfile.TemporaryDirectory(prefix="recsys-drill-") as scratch:
         root = Path(config.workdir or scratch)

@@ -11,6 +11,8 @@ from pathlib import Path
 from drills.load import LoadGenerator, recommend_inputs, summarize
 from drills.replicas import ReplicaProcess
 from drills.workspace import MODEL, Workspace, load_session
+from recsys_base.errors import ConfigError
+from serving import contract
 from serving.client import RecommenderClient, ServingError
 
 
@@ -31,6 +33,20 @@ class DrillSettings:
     gate_max_drop: float = 0.02
     holdout_cases: int = 100
     seed: int = 0
+
+    def validate(self) -> DrillSettings:
+        """Checks every field; returns ``self``."""
+        if self.replicas < 2:
+            raise ConfigError(f"replicas must be >= 2 (a kill needs a survivor), got {self.replicas}")
+        for name in ("workers", "k", "holdout_cases"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("rate_per_worker", "fault_seconds", "poll_seconds", "deadline_s", "first_request_bound_ms"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.warm_seconds < 0 or not 0 <= self.gate_max_drop <= 1:
+            raise ConfigError(f"need warm_seconds >= 0 and gate_max_drop in [0, 1]; got {self.warm_seconds}, {self.gate_max_drop}")
+        return self
 
 
 @dataclass
@@ -234,7 +250,7 @@ def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None)
         holdout = toy_holdout(50, stable, settings.holdout_cases, settings.k, settings.seed)
     decision_log = workspace.root / "canary_decisions.jsonl"
     with _in_process_server(workspace, settings) as handle, _client([f"127.0.0.1:{handle.port}"], settings,
-                                                                     version_label="stable") as client:
+                                                                     version_label=contract.STABLE_LABEL) as client:
         load = _load(client, workspace, settings)
         with load.running():
             time.sleep(settings.warm_seconds)
@@ -249,13 +265,14 @@ def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None)
                                    k=settings.k, max_drop=settings.gate_max_drop, decision_log=decision_log)
             ended = time.monotonic()
             time.sleep(settings.warm_seconds)
-            served_after = client.status(MODEL, label="stable")
+            served_after = client.status(MODEL, label=contract.STABLE_LABEL)
     fault = summarize(load.samples, started, ended)
     total = summarize(load.samples)
     labels = read_labels(workspace.config_file, MODEL)
     logged = decision_log.read_text().strip().splitlines() if decision_log.exists() else []
     notes = [decision.reason, f"labels after the gate: {labels}; stable-labelled requests answered by versions {list(total.versions)}",
              f"decision logged to {decision_log.name} ({len(logged)} line)"]
-    passed = (loaded is not None and not decision.promoted and labels.get("stable") == stable and "canary" not in labels
+    passed = (loaded is not None and not decision.promoted and labels.get(contract.STABLE_LABEL) == stable
+              and contract.CANARY_LABEL not in labels
               and [s.version for s in served_after] == [stable] and total.versions == (stable,) and total.failed == 0 and len(logged) == 1)
     return DrillResult("canary_rejected", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)

@@ -9,11 +9,11 @@ step reads and writes directories so steps can run separately:
   (resume state while training);
 * base directory (``recsys export``): ``<model>/<version>/`` SavedModels for TF Serving.
 
-Example:
+Usage (training takes minutes; see ``recsys data generate`` for a data directory)::
 
->>> config = RunConfig.from_file("run.json")                                # doctest: +SKIP
->>> train_run("data/shop", "runs/shop", config)                             # doctest: +SKIP
->>> print(evaluate_run("data/shop", "runs/shop").overall.format_table())    # doctest: +SKIP
+    config = RunConfig.from_file("run.json")
+    train_run("data/shop", "runs/shop", config)
+    print(evaluate_run("data/shop", "runs/shop").overall.format_table())
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
-from recommenders.models.serving_modules import RecommendConfig
+from recommenders.models.config import RankingConfig, RecommendConfig, RetrievalConfig, TrainConfig
 from recsys_base.errors import ConfigError, DataError
 
 RUN_SECTIONS = {"retrieval": RetrievalConfig, "ranking": RankingConfig, "train": TrainConfig, "recommend": RecommendConfig}
@@ -39,6 +38,10 @@ class RunConfig:
     The file holds any of the sections ``retrieval``, ``ranking``, ``train``,
     ``recommend``, each mapping field names to values, e.g.
     ``{"train": {"epochs": 4}, "retrieval": {"lstm_units": 64}}``.
+
+    >>> config = RunConfig.from_dict({"train": {"epochs": 4}, "retrieval": {"lstm_units": 64}})
+    >>> config.train.epochs, config.retrieval.lstm_units, config.ranking.lstm_units  # unset: the default
+    (4, 64, 128)
     """
 
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
@@ -161,7 +164,9 @@ class TrainedModels:
         self.ranking_model = load_trained(run_dir / "ranking")
         self.retrieval = RetrievalModule(self.retrieval_model)
         self.ranking = RankingModule(self.ranking_model)
-        self.recommend = RecommendModule(self.retrieval, self.ranking, recommend_config or run_config.recommend)
+        # run_config.recommend was validated when the file was read.
+        recommend = recommend_config.validate() if recommend_config else run_config.recommend
+        self.recommend = RecommendModule(self.retrieval, self.ranking, recommend)
 
     @property
     def num_items(self) -> int:

@@ -64,7 +64,7 @@ def read_model_server_config(path: str | Path):
 
 
 def read_batching_options(path: str | Path):
-    """BatchingOptions from a BatchingParameters file (unset fields keep the defaults)."""
+    """Validated BatchingOptions from a BatchingParameters file (unset fields keep the defaults)."""
     from serving.server.batching import BatchingOptions
 
     params = parse_text(path, BatchingParameters)
@@ -73,7 +73,7 @@ def read_batching_options(path: str | Path):
         for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
         if params.HasField(name)
     }
-    return BatchingOptions(**values, pad_variable_length_inputs=params.pad_variable_length_inputs)
+    return BatchingOptions(**values, pad_variable_length_inputs=params.pad_variable_length_inputs).validate()
 
 
 def read_prometheus_path(path: str | Path) -> str | None:

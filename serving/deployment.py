@@ -20,9 +20,8 @@ from google.protobuf import text_format
 from recsys_base.errors import ConfigError
 from serving import contract
 from serving.config_files import DEFAULT_PROMETHEUS_PATH, BatchingParameters, MonitoringConfig
+from serving.server.batching import BatchingOptions
 
-GRPC_PORT = 8500
-REST_PORT = 8501
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching_parameters.txt"
 MONITORING_CONFIG = "monitoring.config"
@@ -36,6 +35,7 @@ class DeploymentConfig:
 
     ``model_base`` is where the SavedModels live as seen by the server (inside the
     container for docker/Kubernetes). Labels are only written when their version is set.
+    :func:`write_configs` (and so :func:`write_deployment`) validates it.
     """
 
     model_base: str = "/models"
@@ -45,11 +45,11 @@ class DeploymentConfig:
     specific_versions: tuple[int, ...] = ()
     stable_version: int | None = None
     canary_version: int | None = None
-    max_batch_size: int = 64
-    batch_timeout_micros: int = 2000
-    max_enqueued_batches: int = 100
-    num_batch_threads: int = 4
-    pad_variable_length_inputs: bool = True
+    max_batch_size: int = BatchingOptions.max_batch_size
+    batch_timeout_micros: int = BatchingOptions.batch_timeout_micros
+    max_enqueued_batches: int = BatchingOptions.max_enqueued_batches
+    num_batch_threads: int = BatchingOptions.num_batch_threads
+    pad_variable_length_inputs: bool = BatchingOptions.pad_variable_length_inputs
     prometheus_path: str = DEFAULT_PROMETHEUS_PATH
     file_system_poll_wait_seconds: int = 30
     model_config_file_poll_wait_seconds: int = 60
@@ -58,7 +58,8 @@ class DeploymentConfig:
     gpus_per_replica: int = 1
     host_model_dir: str = "../saved_models"  # docker-compose bind mount source, relative to its file
 
-    def __post_init__(self):
+    def validate(self) -> DeploymentConfig:
+        """Checks every field; returns ``self``."""
         if self.version_policy not in POLICIES:
             raise ConfigError(f"version policy must be one of {POLICIES}, got {self.version_policy!r}")
         if self.version_policy == "specific" and not self.specific_versions:
@@ -76,6 +77,7 @@ class DeploymentConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.prometheus_path.startswith("/"):
             raise ConfigError(f"prometheus_path must start with '/', got {self.prometheus_path!r}")
+        return self
 
     def labels(self) -> dict[str, int]:
         """Version labels to write: stable/canary for the versions that are set."""
@@ -127,8 +129,8 @@ def server_flags(
     models_config: str,
     batching_config: str | None,
     monitoring_config: str,
-    port: int = GRPC_PORT,
-    rest_port: int = REST_PORT,
+    port: int = contract.GRPC_PORT,
+    rest_port: int = contract.REST_PORT,
 ) -> list[str]:
     """tensorflow_model_server flags for the given config file paths (batching off if None)."""
     flags = [
@@ -162,7 +164,7 @@ def _readiness_model(config: DeploymentConfig) -> str:
 
 def _bash_http_probe(path: str) -> str:
     return (
-        f"exec 3<>/dev/tcp/127.0.0.1/{REST_PORT} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q AVAILABLE <&3"
+        f"exec 3<>/dev/tcp/127.0.0.1/{contract.REST_PORT} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q AVAILABLE <&3"
     )
 
 
@@ -173,7 +175,7 @@ def docker_compose(config: DeploymentConfig) -> dict:
         services[f"recsys-serving-{index}"] = {
             "image": config.image,
             "command": container_flags(config),
-            "ports": [f"{GRPC_PORT + 10 * index}:{GRPC_PORT}", f"{REST_PORT + 10 * index}:{REST_PORT}"],
+            "ports": [f"{contract.GRPC_PORT + 10 * index}:{contract.GRPC_PORT}", f"{contract.REST_PORT + 10 * index}:{contract.REST_PORT}"],
             "volumes": [f"{config.host_model_dir}:{config.model_base}:ro", f"./:{CONFIG_DIR_IN_CONTAINER}:ro"],
             "deploy": {
                 "resources": {"reservations": {"devices": [{"driver": "nvidia", "count": config.gpus_per_replica, "capabilities": ["gpu"]}]}}
@@ -198,21 +200,21 @@ def kubernetes(config: DeploymentConfig) -> list[dict]:
         "name": "tensorflow-serving",
         "image": config.image,
         "args": container_flags(config),
-        "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "rest", "containerPort": REST_PORT}],
+        "ports": [{"name": "grpc", "containerPort": contract.GRPC_PORT}, {"name": "rest", "containerPort": contract.REST_PORT}],
         "resources": {"limits": {"nvidia.com/gpu": config.gpus_per_replica}},
         "readinessProbe": {
-            "httpGet": {"path": f"/v1/models/{_readiness_model(config)}", "port": REST_PORT},
+            "httpGet": {"path": f"/v1/models/{_readiness_model(config)}", "port": contract.REST_PORT},
             "initialDelaySeconds": 10,
             "periodSeconds": 5,
             "failureThreshold": 3,
         },
-        "livenessProbe": {"tcpSocket": {"port": GRPC_PORT}, "initialDelaySeconds": 30, "periodSeconds": 10},
+        "livenessProbe": {"tcpSocket": {"port": contract.GRPC_PORT}, "initialDelaySeconds": 30, "periodSeconds": 10},
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR_IN_CONTAINER, "readOnly": True},
             {"name": "models", "mountPath": config.model_base, "readOnly": True},
         ],
     }
-    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(REST_PORT), "prometheus.io/path": config.prometheus_path}
+    annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": str(contract.REST_PORT), "prometheus.io/path": config.prometheus_path}
     return [
         {
             "apiVersion": "v1",
@@ -251,8 +253,8 @@ def kubernetes(config: DeploymentConfig) -> list[dict]:
             "spec": {
                 "selector": labels,
                 "ports": [
-                    {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
-                    {"name": "rest", "port": REST_PORT, "targetPort": REST_PORT},
+                    {"name": "grpc", "port": contract.GRPC_PORT, "targetPort": contract.GRPC_PORT},
+                    {"name": "rest", "port": contract.REST_PORT, "targetPort": contract.REST_PORT},
                 ],
             },
         },
@@ -261,6 +263,7 @@ def kubernetes(config: DeploymentConfig) -> list[dict]:
 
 def write_configs(config: DeploymentConfig, out_dir: Path) -> dict[str, Path]:
     """Writes models.config, the batching parameters and the monitoring config."""
+    config.validate()
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = {
         MODELS_CONFIG: models_config_text(config),
@@ -276,7 +279,7 @@ def write_configs(config: DeploymentConfig, out_dir: Path) -> dict[str, Path]:
 
 def write_deployment(config: DeploymentConfig, out_dir: Path) -> dict[str, Path]:
     """Writes the configs plus docker-compose.yml and kubernetes.yaml into ``out_dir``."""
-    written = write_configs(config, out_dir)
+    written = write_configs(config, out_dir)  # validates config
     header = "# Generated by `recsys serve-config`; edit the flags there, not here.\n"
     written["docker-compose.yml"] = out_dir / "docker-compose.yml"
     written["docker-compose.yml"].write_text(header + yaml.safe_dump(docker_compose(config), sort_keys=False))

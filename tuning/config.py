@@ -2,7 +2,7 @@
 
 Example:
 
->>> TuningConfig(kind="ranking", objective="mean_auc", max_trials=30).validate().metric
+>>> TuningConfig(kind="ranking", objective="mean_auc", max_trials=30).validate().trial_objective().metric
 'val_mean_auc'
 """
 
@@ -45,8 +45,8 @@ class TuningConfig:
     overwrite: bool = False
     space_file: str | None = None
 
-    def validate(self) -> TrialObjective:
-        """Checks every field; returns the parsed objective."""
+    def validate(self) -> TuningConfig:
+        """Checks every field, the objective name included; returns ``self``."""
         if self.kind not in KINDS:
             raise ConfigError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.tuner not in TUNERS:
@@ -59,4 +59,9 @@ class TuningConfig:
             raise ConfigError(f"max_validation_cases must be at least 1, got {self.max_validation_cases}")
         if self.max_retries_per_trial < 0 or self.max_consecutive_failed_trials < 1:
             raise ConfigError("max_retries_per_trial must be >= 0 and max_consecutive_failed_trials >= 1")
+        self.trial_objective()
+        return self
+
+    def trial_objective(self) -> TrialObjective:
+        """The objective parsed for ``kind`` (its default when ``objective`` is None)."""
         return parse_objective(self.kind, self.objective)

@@ -21,9 +21,11 @@ import re
 import numpy as np
 import pandas as pd
 
+from recommenders.models.config import RANKING_TASKS
 from recsys_base.errors import ConfigError
 
-RANKING_TASKS = ("click", "cart", "purchase")
+# What a ranking trial may be judged by: one task's validation AUC, or their mean.
+RANKING_OBJECTIVES = (*(f"{task}_auc" for task in RANKING_TASKS), "mean_auc")
 DEFAULT_OBJECTIVES = {"retrieval": "HR@20", "ranking": "click_auc"}
 _RETRIEVAL = re.compile(r"^(HR|MRR)@([1-9][0-9]*)$")
 
@@ -57,10 +59,9 @@ def parse_objective(kind: str, name: str | None = None) -> TrialObjective:
             return TrialObjective(kind, name, k=int(match.group(2)))
         raise ConfigError(f"retrieval objective must be HR@K or MRR@K (e.g. HR@20), got {name!r}")
     if kind == "ranking":
-        allowed = [f"{task}_auc" for task in RANKING_TASKS] + ["mean_auc"]
-        if name in allowed:
+        if name in RANKING_OBJECTIVES:
             return TrialObjective(kind, name)
-        raise ConfigError(f"ranking objective must be one of {', '.join(allowed)}, got {name!r}")
+        raise ConfigError(f"ranking objective must be one of {', '.join(RANKING_OBJECTIVES)}, got {name!r}")
     raise ConfigError(f"model kind must be retrieval or ranking, got {kind!r}")
 
 
@@ -75,7 +76,7 @@ def validation_cases(validation_events: pd.DataFrame, max_cases: int | None, see
     return cases
 
 
-def retrieval_metrics(model, cases, k: int) -> dict[str, float]:
+def retrieval_metrics(model, cases, k: int, max_length: int) -> dict[str, float]:
     """``val_HR@k`` and ``val_MRR@k`` of a trained retrieval model through its ``retrieve`` signature."""
     from recommenders.evaluation.harness import evaluate
     from recommenders.models.inference import SignatureRecommender
@@ -83,7 +84,7 @@ def retrieval_metrics(model, cases, k: int) -> dict[str, float]:
 
     # The tf.function holds its module weakly: keep the module alive while it is called.
     module = RetrievalModule(model)
-    report = evaluate({"trial": SignatureRecommender(module.retrieve)}, cases, k_values=(k,),
+    report = evaluate({"trial": SignatureRecommender(module.retrieve, max_length)}, cases, k_values=(k,),
                       catalog_size=model.vocab.num_items)
     values = report.result("trial").metrics
     return {f"val_HR@{k}": values[f"HR@{k}"], f"val_MRR@{k}": values[f"MRR@{k}"]}

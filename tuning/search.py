@@ -4,12 +4,12 @@ One model kind is tuned per search; the export pairs it with the other kind trai
 its default configuration (at the same base training settings), because every
 SavedModel version holds a retrieval, a ranking and a recommend model.
 
-Example:
+Usage (every trial trains a model: minutes to hours)::
 
->>> config = TuningConfig(kind="retrieval", tuner="bayesian", max_trials=20, time_limit_seconds=3600)
->>> result = run_search(load_prepared("data/shop"), config)                      # doctest: +SKIP
->>> print(result.leaderboard.head())                                              # doctest: +SKIP
->>> retrain_and_export(result, load_prepared("data/shop"), "saved_models")       # doctest: +SKIP
+    config = TuningConfig(kind="retrieval", tuner="bayesian", max_trials=20, time_limit_seconds=3600)
+    result = run_search(load_prepared("data/shop"), config)
+    print(result.leaderboard.head())
+    retrain_and_export(result, load_prepared("data/shop"), "saved_models")
 """
 
 from __future__ import annotations
@@ -37,11 +37,10 @@ from tuning.tuner import SessionModelTuner, TuningData
 class SearchResult:
     """The finished search: its tuner (with the oracle) and, unless a worker, the leaderboard.
 
-    Example:
+    Usage (``run_search`` trains a model per trial)::
 
-    >>> result = run_search(prepared, TuningConfig(max_trials=5))          # doctest: +SKIP
-    >>> result.best_trial().hyperparameters.values["learning_rate"]        # doctest: +SKIP
-    0.0031
+        result = run_search(prepared, TuningConfig(max_trials=5))
+        result.best_trial().hyperparameters.values["learning_rate"]  # e.g. 0.0031
     """
 
     config: TuningConfig
@@ -60,7 +59,16 @@ class SearchResult:
 
 
 def to_hyperparameters(kind: str, space: dict) -> keras_tuner.HyperParameters:
-    """The space as keras-tuner ``HyperParameters`` (Fixed, Choice, Int or Float)."""
+    """The space as keras-tuner ``HyperParameters`` (Fixed, Choice, Int or Float).
+
+    A choice between ``True`` and ``False`` becomes a ``Boolean``; each starts at its default.
+
+    >>> from tuning.space import Range
+    >>> hp = to_hyperparameters("retrieval", {"learning_rate": Range(1e-3, 1e-2, sampling="log"),
+    ...     "embedding_dim": Choice((32, 64)), "l2_normalize": Choice((True, False)), "dropout": Fixed(0.1)})
+    >>> [type(entry).__name__ for entry in hp.space], hp.values
+    (['Float', 'Choice', 'Boolean', 'Fixed'], {'learning_rate': 0.001, 'embedding_dim': 32, 'l2_normalize': False, 'dropout': 0.1})
+    """
     hp = keras_tuner.HyperParameters()
     for name, spec in space.items():
         if isinstance(spec, Choice) and field_type(kind, name) is bool and len(set(spec.values)) == 2:
@@ -90,8 +98,8 @@ def role() -> str:
 
 
 def build_tuner(config: TuningConfig, model_config=None, train_config: TrainConfig | None = None) -> SessionModelTuner:
-    """The tuner for ``config``; reloads an existing project unless ``overwrite``."""
-    objective = config.validate()
+    """The tuner for ``config`` (validated here, where it enters); reloads an existing project unless ``overwrite``."""
+    objective = config.validate().trial_objective()
     space = load_space(config.kind, config.space_file)
     train_config = train_config or TrainConfig()
     oracle = make_oracle(config.tuner, keras_tuner.Objective(objective.metric, objective.direction),

@@ -41,7 +41,7 @@ KINDS = ("retrieval", "ranking")
 MODEL_CONFIGS = {"retrieval": RetrievalConfig, "ranking": RankingConfig}
 SAMPLINGS = ("linear", "log", "reverse_log")
 # Training fields a search must not change: they say how to run, not what to learn.
-_NOT_TUNABLE = {"verbose", "seed", "mixed_precision", "jit_compile", "epochs"}
+_NOT_TUNABLE = {"verbose", "seed", "mixed_precision", "xla", "epochs"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,7 @@ from recommenders.models.config import TrainConfig
 from recommenders.models.training import RANKING_MONITOR, RETRIEVAL_MONITOR, load_trained, save_trained, train_ranking, train_retrieval
 from recsys_base.errors import ConfigError
 from tuning import board
-from tuning.objective import TrialObjective, ranking_metrics, retrieval_metrics, validation_cases
+from tuning.objective import RANKING_OBJECTIVES, TrialObjective, ranking_metrics, retrieval_metrics, validation_cases
 from tuning.space import configs_from_values
 
 TRIAL_INFO_FILE = "recsys_trial.json"
@@ -39,10 +39,15 @@ HYPERBAND_EPOCHS = "tuner/epochs"
 class TuningData:
     """What every trial trains and scores on, prepared once per search.
 
-    Example:
+    Example (a retrieval objective scores trials on validation next-item cases):
 
-    >>> data = TuningData.build(load_prepared("data/shop"), parse_objective("retrieval"))  # doctest: +SKIP
-    >>> tuner.search(data)                                                                # doctest: +SKIP
+    >>> from recommenders.data.dataset import prepare
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> from tuning.objective import parse_objective
+    >>> prepared = prepare(generate_shop(SyntheticShopConfig.small(n_sessions=500)))
+    >>> data = TuningData.build(prepared, parse_objective("retrieval"), max_cases=100)
+    >>> data.vocab.num_items, len(data.cases)
+    (300, 100)
     """
 
     train: pd.DataFrame
@@ -75,12 +80,15 @@ class SessionModelTuner(keras_tuner.Tuner):
     (early stopping included), is scored on the validation split, and reports the
     objective plus the other validation metrics and ``epochs``.
 
-    Example (:func:`tuning.search.build_tuner` assembles all of this from a TuningConfig):
+    Usage (:func:`tuning.search.build_tuner` assembles all of this from a TuningConfig;
+    ``search`` trains a model per trial)::
 
-    >>> tuner = SessionModelTuner(make_oracle("random", objective, hyperparameters, max_trials=10),  # doctest: +SKIP
-    ...                           "retrieval", parse_objective("retrieval"), load_space("retrieval"),
-    ...                           directory="runs/tuning", project_name="retrieval")
-    >>> tuner.search(data)                                                                          # doctest: +SKIP
+        objective, space = parse_objective("retrieval"), load_space("retrieval")
+        oracle = make_oracle("random", keras_tuner.Objective(objective.metric, objective.direction),
+                             to_hyperparameters("retrieval", space), max_trials=10)
+        tuner = SessionModelTuner(oracle, "retrieval", objective, space,
+                                  directory="runs/tuning", project_name="retrieval")
+        tuner.search(TuningData.build(load_prepared("data/shop"), objective))
     """
 
     def __init__(self, oracle, kind: str, objective: TrialObjective, space: dict, model_config=None,
@@ -102,7 +110,7 @@ class SessionModelTuner(keras_tuner.Tuner):
 
     def on_search_begin(self):
         metrics = ([f"val_HR@{self.objective.k}", f"val_MRR@{self.objective.k}"] if self.kind == "retrieval"
-                   else ["val_click_auc", "val_cart_auc", "val_purchase_auc", "val_mean_auc"])
+                   else [f"val_{name}" for name in RANKING_OBJECTIVES])
         board.write_experiment(self.tensorboard_dir, self.kind, self.space, metrics + ["epochs"])
 
     def run_trial(self, trial, data: TuningData):
@@ -117,7 +125,7 @@ class SessionModelTuner(keras_tuner.Tuner):
         if self.kind == "retrieval":
             model, history = train_retrieval(data.train, data.validation, data.catalog, model_config, train_config,
                                              vocab=data.vocab, log_dir=log_dir)
-            metrics = retrieval_metrics(model, data.cases, self.objective.k)
+            metrics = retrieval_metrics(model, data.cases, self.objective.k, train_config.max_length)
             monitor = RETRIEVAL_MONITOR
         else:
             model, history = train_ranking(data.train, data.validation, data.catalog, model_config, train_config,

@@ -59,7 +59,6 @@ EVENT_REASONS = (
     "short_session",
 )
 CATALOG_REASONS = ("missing_item_id", "duplicate_item_id")
-PRICE_REASONS = ("nonpositive_price", "outlier_price")
 # Below this many priced products quartiles say nothing about what an outlier is.
 MIN_PRICES_FOR_IQR = 20
 
@@ -104,8 +103,16 @@ class CleanResult:
 
     Example:
 
-    >>> result = clean(shop)                                  # doctest: +SKIP
-    >>> result.quarantine.groupby("reason").size()            # doctest: +SKIP
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> result = clean(generate_shop(SyntheticShopConfig.small()))
+    >>> result.quarantine.groupby("reason").size()
+    reason
+    bot_session_length    3344
+    duplicate              358
+    invalid_event_type     107
+    missing_item           141
+    short_session          598
+    dtype: int64
     """
 
     shop: schema.ShopData
@@ -133,9 +140,9 @@ def _drop_invalid(events: pd.DataFrame, ledger: DropLedger) -> pd.DataFrame:
     events = ledger.take(events, ~events["event_type"].isin(schema.EVENT_TYPES), "invalid_event_type")
     events = ledger.take(events, events["timestamp"].isna(), "invalid_timestamp")
     events = ledger.take(events, events["session_id"].isna() & events["user_id"].isna(), "missing_session")
-    is_search = events["event_type"] == "search"
+    is_search = events["event_type"] == schema.SEARCH
     events = ledger.take(events, ~is_search & events["item_id"].isna(), "missing_item")
-    is_search = events["event_type"] == "search"
+    is_search = events["event_type"] == schema.SEARCH
     return ledger.take(events, is_search & events["query"].isna(), "empty_query")
 
 
@@ -176,11 +183,11 @@ def _drop_bots(events: pd.DataFrame, config: CleaningConfig, ledger: DropLedger)
 
 def _enforce_support(events: pd.DataFrame, config: CleaningConfig, ledger: DropLedger) -> pd.DataFrame:
     while True:
-        is_item = events["event_type"] != "search"
+        is_item = events["event_type"] != schema.SEARCH
         support = events.loc[is_item, "item_id"].value_counts()
         rare = is_item & (events["item_id"].map(support).fillna(0) < config.min_item_support)
         events = ledger.take(events, rare, "rare_item")
-        is_item = events["event_type"] != "search"
+        is_item = events["event_type"] != schema.SEARCH
         length = is_item.groupby(events["session_id"]).transform("sum")
         short = length < config.min_session_length
         events = ledger.take(events, short, "short_session")

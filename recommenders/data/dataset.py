@@ -7,9 +7,16 @@ renamed into place, so a crash never leaves a half-written dataset behind.
 
 Example:
 
->>> prepared = prepare(shop)                      # doctest: +SKIP
->>> save_prepared(prepared, "data/shop")          # doctest: +SKIP
->>> load_prepared("data/shop").train.equals(prepared.train)  # doctest: +SKIP
+>>> import tempfile
+>>> from pathlib import Path
+>>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+>>> prepared = prepare(generate_shop(SyntheticShopConfig.small()), source="small synthetic shop")
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     directory = save_prepared(prepared, Path(tmp) / "shop")
+...     print(sorted(path.name for path in directory.iterdir()))
+...     print(load_prepared(directory).train.equals(prepared.train))
+['catalog.parquet', 'catalog_quarantine.parquet', 'quarantine.parquet', 'report.json',
+ 'test.parquet', 'train.parquet', 'validation.parquet']
 True
 """
 
@@ -43,8 +50,16 @@ class PreparedData:
 
     Example:
 
-    >>> prepared = load_prepared("data/shop")  # doctest: +SKIP
-    >>> print(prepared.report.format_table())  # doctest: +SKIP
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> prepared = prepare(generate_shop(SyntheticShopConfig.small()), source="small synthetic shop")
+    >>> {name: len(frame) for name, frame in prepared.tables().items()}
+    {'train': 28110, 'validation': 3651, 'test': 3444, 'catalog': 300, 'quarantine': 4548, 'catalog_quarantine': 0}
+    >>> print(prepared.report.format_table())
+    source                                 small synthetic shop
+    <BLANKLINE>
+    events in                              39,753
+    ...
+    quarantined events                     4,548
     """
 
     train: pd.DataFrame

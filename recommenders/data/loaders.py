@@ -6,9 +6,11 @@ input that cannot be the format they read: a missing file, a missing column, or 
 timestamp column of which no value parses raises :class:`~recsys_base.errors.DataError`
 naming the file and column.
 
-Example:
+Usage (the public datasets, downloaded beforehand)::
 
->>> shop = load_diginetica_raw("/work/shared/datasets/diginetica/raw-cikm16-sample")  # doctest: +SKIP
+    shop = load_diginetica_raw("/work/shared/datasets/diginetica/raw-cikm16-sample")
+    shop = load_retailrocket("events.csv", ["item_properties_part1.csv", "item_properties_part2.csv"])
+    data = load_srgnn("/work/shared/datasets/diginetica")
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from recommenders.data.dataset import PreparedData
 from recommenders.data.report import CleaningReport, DataReport, DropLedger, quarantine_catalog, quarantine_events
 from recommenders.data.split import unsplit_report
 from recsys_base.errors import ConfigError, DataError
+from serving import contract
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Values every loader reads as missing (Diginetica writes "NA").
 NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
 
-RETAILROCKET_EVENTS = {"view": "view", "addtocart": "cart", "transaction": "purchase"}
+RETAILROCKET_EVENTS = {"view": contract.VIEW, "addtocart": contract.CART, "transaction": contract.PURCHASE}
 RETAILROCKET_PRICE_PROPERTY = "790"
 RETAILROCKET_CATEGORY_PROPERTY = "categoryid"
 
@@ -163,7 +166,17 @@ def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None =
 
     Example:
 
-    >>> shop = load_csv("clicks.csv", column_map={"sid": "session_id", "ts": "timestamp"})  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp, "clicks.csv")
+    ...     _ = path.write_text("sid,item,ts\\n1,a,1704067200\\n1,b,1704067260\\n2,a,1704070800\\n")
+    ...     shop = load_csv(path, column_map={"sid": "session_id", "item": "item_id", "ts": "timestamp"})
+    >>> shop.events
+      session_id user_id item_id event_type           timestamp query
+    0          1    <NA>       a       view 2024-01-01 00:00:00  <NA>
+    1          1    <NA>       b       view 2024-01-01 00:01:00  <NA>
+    2          2    <NA>       a       view 2024-01-01 01:00:00  <NA>
     """
     raw_events = read_table(events_path)
     frames = {str(events_path): raw_events}
@@ -180,7 +193,7 @@ def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None =
     out = pd.DataFrame(index=events.index)
     for column in ("session_id", "user_id", "item_id"):
         out[column] = as_id_strings(events[column]) if column in events.columns else pd.NA
-    out["event_type"] = events["event_type"].astype("string") if "event_type" in events.columns else "view"
+    out["event_type"] = events["event_type"].astype("string") if "event_type" in events.columns else contract.VIEW
     out["timestamp"] = parse_timestamps(events["timestamp"], f"{events_path} column timestamp", timestamp_unit)
     out["query"] = events["query"].astype("string") if "query" in events.columns else pd.NA
 
@@ -286,7 +299,7 @@ def load_diginetica_raw(directory) -> schema.ShopData:
     views = read_table(views_path, sep=";", columns=("session_id", "user_id", "item_id", "timeframe", "eventdate"))
     parts.append(
         _diginetica_events(views, "session_id", "user_id", views_path).assign(
-            item_id=as_id_strings(views["item_id"]), event_type="view"
+            item_id=as_id_strings(views["item_id"]), event_type=contract.VIEW
         )
     )
     purchases_path = directory / "train-purchases.csv"
@@ -294,7 +307,7 @@ def load_diginetica_raw(directory) -> schema.ShopData:
         purchases = read_table(purchases_path, sep=";", columns=("sessionId", "userId", "timeframe", "eventdate", "itemId"))
         parts.append(
             _diginetica_events(purchases, "sessionId", "userId", purchases_path).assign(
-                item_id=as_id_strings(purchases["itemId"]), event_type="purchase"
+                item_id=as_id_strings(purchases["itemId"]), event_type=contract.PURCHASE
             )
         )
     queries_path = directory / "train-queries.csv"
@@ -304,7 +317,7 @@ def load_diginetica_raw(directory) -> schema.ShopData:
         )
         parts.append(
             _diginetica_events(queries, "sessionId", "userId", queries_path).assign(
-                item_id=pd.NA, event_type="search", query=_tokens(queries["searchstring.tokens"])
+                item_id=pd.NA, event_type=schema.SEARCH, query=_tokens(queries["searchstring.tokens"])
             )
         )
     events = pd.concat(parts, ignore_index=True)
@@ -334,10 +347,19 @@ def _diginetica_catalog(directory: Path) -> pd.DataFrame:
 class SrgnnData(NamedTuple):
     """The SR-GNN benchmark as one shop plus which of its sessions are the test sessions.
 
-    Example:
+    Example: two training sessions and one test session (``1 2 4``, listed by its prefixes).
 
-    >>> data = load_srgnn("/work/shared/datasets/diginetica")       # doctest: +SKIP
-    >>> data.shop.events["session_id"].isin(data.test_session_ids)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = Path(tmp, "train_sessions.txt").write_text("1 2 3\\n2 3\\n")
+    ...     _ = Path(tmp, "test_prefix_label.tsv").write_text("1 2\\t4\\n1\\t2\\n")
+    ...     data = load_srgnn(tmp)
+    >>> data.train_session_ids, data.test_session_ids
+    (['train-1', 'train-2'], ['test-1'])
+    >>> events = data.shop.events
+    >>> list(events.loc[events["session_id"].isin(data.test_session_ids), "item_id"])
+    ['1', '2', '4']
     """
 
     shop: schema.ShopData
@@ -390,7 +412,7 @@ def _srgnn_events(sessions: list[list[str]], names: list[str], first_click: int,
         {
             "session_id": pd.array(np.repeat(np.array(names, dtype=object), lengths), dtype="string"),
             "item_id": pd.array([item for s in sessions for item in s], dtype="string"),
-            "event_type": "view",
+            "event_type": contract.VIEW,
             "timestamp": SRGNN_START + pd.to_timedelta(clock, unit="ns"),
         }
     )

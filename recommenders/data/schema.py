@@ -30,10 +30,15 @@ from __future__ import annotations
 import pandas as pd
 
 from recsys_base.errors import DataError
+from serving import contract
 
-EVENT_TYPES = ("view", "cart", "purchase", "search")
-# Funnel order: the strength of interest an event shows, used as ranking labels.
-INTERACTION_TYPES = ("view", "cart", "purchase")
+# Events on an item: the contract's session event types, in funnel order (the strength of
+# interest an event shows, used as ranking labels).
+INTERACTION_TYPES = contract.EVENT_TYPES
+# A search: a query and no item. Data only: a serving request carries its query as the
+# ``query`` input, never as a session event.
+SEARCH = "search"
+EVENT_TYPES = (*INTERACTION_TYPES, SEARCH)
 
 EVENT_COLUMNS = {
     "session_id": "string",

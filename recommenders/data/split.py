@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from recommenders.data import schema
 from recommenders.data.report import DropLedger, PartSummary, SplitReport, quarantine_events
 from recsys_base.errors import ConfigError, DataError
 
@@ -84,8 +85,19 @@ class SplitResult(NamedTuple):
 
     Example:
 
-    >>> result = time_split(events)                      # doctest: +SKIP
-    >>> result.report.dropped["unseen_item"]             # doctest: +SKIP
+    Test session ``b`` ends with item ``z``, which training never saw: that event is dropped.
+
+    >>> import pandas as pd
+    >>> from recommenders.data import schema
+    >>> events = schema.conform_events(pd.DataFrame({"session_id": ["a", "a", "b", "b", "b"],
+    ...     "item_id": ["x", "y", "x", "y", "z"], "event_type": "view",
+    ...     "timestamp": pd.date_range("2024-01-01", periods=5, freq="D")}))
+    >>> result = time_split(events, validation_fraction=0.0, test_fraction=0.5)
+    >>> result.report.dropped["unseen_item"], list(result.quarantine["item_id"]), list(result.test["item_id"])
+    (1, ['z'], ['x', 'y'])
+    >>> train, validation, test, cutoffs = result[:4]
+    >>> cutoffs.test_start
+    Timestamp('2024-01-05 00:00:00')
     """
 
     train: pd.DataFrame
@@ -97,9 +109,9 @@ class SplitResult(NamedTuple):
 
 
 def _holdout_filter(part: pd.DataFrame, train_items: pd.Index, min_length: int, ledger: DropLedger) -> pd.DataFrame:
-    is_item = part["event_type"] != "search"
+    is_item = part["event_type"] != schema.SEARCH
     part = ledger.take(part, is_item & ~part["item_id"].isin(train_items), "unseen_item")
-    length = (part["event_type"] != "search").groupby(part["session_id"]).transform("sum")
+    length = (part["event_type"] != schema.SEARCH).groupby(part["session_id"]).transform("sum")
     return ledger.take(part, length < min_length, "short_session_after_split").reset_index(drop=True)
 
 

@@ -85,8 +85,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recommenders.data.schema import ShopData
+from recommenders.data.schema import INTERACTION_TYPES, SEARCH, ShopData
 from recsys_base.errors import ConfigError
+from serving import contract
 
 # (department, category, category-specific title nouns); nouns are unique across the list.
 _CATEGORIES = (
@@ -167,7 +168,7 @@ _BOT_LENGTH = (250, 600)
 class SyntheticShopConfig:
     """Sizes, behaviour probabilities and dirt rates of the synthetic shop.
 
-    Validated on construction: a bad value raises :class:`ConfigError` naming the field.
+    ``validate()`` (which :func:`generate_shop` calls) raises :class:`ConfigError` naming a bad field.
 
     Example:
 
@@ -207,7 +208,8 @@ class SyntheticShopConfig:
         sizes = dict(n_items=300, n_categories=12, n_brands=20, n_users=600, n_sessions=4_000, days=14)
         return cls(**{**sizes, **overrides})
 
-    def __post_init__(self) -> None:
+    def validate(self) -> SyntheticShopConfig:
+        """Checks every field; returns ``self``."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.type == "int" and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
@@ -251,6 +253,7 @@ class SyntheticShopConfig:
             raise ConfigError(
                 f"SyntheticShopConfig.start_date must be a date like 2025-01-06, got {self.start_date!r}"
             ) from None
+        return self
 
 
 def generate_shop(config: SyntheticShopConfig | None = None) -> ShopData:
@@ -262,7 +265,7 @@ def generate_shop(config: SyntheticShopConfig | None = None) -> ShopData:
     >>> sorted(shop.events["event_type"].unique())[:4]
     ['cart', 'compare', 'purchase', 'search']
     """
-    config = config or SyntheticShopConfig()
+    config = (config or SyntheticShopConfig()).validate()
     catalog_rng, users_rng, sessions_rng, dirt_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)
     )
@@ -646,7 +649,7 @@ def _simulate(config: SyntheticShopConfig, items: _Catalog, users: _Users, rng: 
             "session_id": _id_strings("session", n, 6)[rank[ev_session]],
             "user_id": user_ids[ev_session],
             "item_id": item_ids,
-            "event_type": np.array(["search", "view", "cart", "purchase"], dtype=object)[ev_slot],
+            "event_type": np.array([SEARCH, *INTERACTION_TYPES], dtype=object)[ev_slot],
             "timestamp": _timestamps(config, start[ev_session] + elapsed),
             "query": query,
         }
@@ -657,7 +660,7 @@ def _simulate(config: SyntheticShopConfig, items: _Catalog, users: _Users, rng: 
 def _add_dirty_events(config: SyntheticShopConfig, events: pd.DataFrame, items: _Catalog, rng) -> pd.DataFrame:
     """Genuine events plus duplicates, unknown types, item-less views and bots (property 8)."""
     n_events = len(events)
-    views = np.flatnonzero(events["event_type"].to_numpy() == "view")
+    views = np.flatnonzero(events["event_type"].to_numpy() == contract.VIEW)
     missing = events.iloc[rng.choice(views, round(config.missing_item_rate * len(views)), replace=False)]
     unknown = events.iloc[rng.choice(n_events, round(config.unknown_event_rate * n_events), replace=False)]
     duplicates = events.iloc[rng.choice(n_events, round(config.duplicate_rate * n_events), replace=False)]
@@ -676,7 +679,7 @@ def _add_dirty_events(config: SyntheticShopConfig, events: pd.DataFrame, items: 
             "session_id": np.array([f"session_{config.n_sessions + b:0{width}d}" for b in range(n_bots)])[bot],
             "user_id": None,
             "item_id": items.item_ids[rng.integers(0, len(items.category), len(bot))],
-            "event_type": "view",
+            "event_type": contract.VIEW,
             "timestamp": _timestamps(config, _start_seconds(config, n_bots, rng)[bot] + elapsed),
             "query": None,
         }

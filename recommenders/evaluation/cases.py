@@ -93,7 +93,7 @@ def make_next_item_cases(events: pd.DataFrame) -> NextItemCases:
     events, session_codes, seconds = order_events(events)
 
     is_item = events["event_type"].isin(schema.INTERACTION_TYPES).to_numpy() & events["item_id"].notna().to_numpy()
-    searched = events["query"].where(events["event_type"] == "search")
+    searched = events["query"].where(events["event_type"] == schema.SEARCH)
     latest_query = _strings(searched.groupby(session_codes).ffill())
 
     item_rows = np.flatnonzero(is_item)

@@ -10,8 +10,21 @@ Feature names match ``serving.contract`` so training reads exactly what serving 
 
 Example:
 
->>> arrays = sessions_to_arrays(train_events, max_length=20)        # doctest: +SKIP
->>> dataset = to_dataset(arrays, batch_size=256, shuffle=True)      # doctest: +SKIP
+>>> import pandas as pd
+>>> from recommenders.data import schema
+>>> events = schema.conform_events(pd.DataFrame({"session_id": ["s1", "s1", "s1", "s2", "s2"],
+...     "item_id": ["b", None, "a", "b", "c"], "event_type": ["view", "search", "view", "view", "cart"],
+...     "query": [None, "red shoe", None, None, None], "timestamp": pd.date_range("2024-01-01", periods=5, freq="min")}))
+>>> arrays = sessions_to_arrays(events, max_length=3)
+>>> arrays.item_ids
+array([['b', 'a', ''],
+       ['b', 'c', '']], dtype=object)
+>>> arrays.queries
+array([['red shoe', 'red shoe', ''],
+       ['', '', '']], dtype=object)
+>>> dataset = to_dataset(arrays, batch_size=2, shuffle=True)
+>>> sorted(next(iter(dataset)))
+['query', 'session_event_types', 'session_item_ids', 'session_queries', 'session_timestamps', 'user_id']
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from recommenders.data.schema import INTERACTION_TYPES
+from recommenders.data.schema import INTERACTION_TYPES, SEARCH
 from serving import contract
 
 # Per-position query text; training-only (a serving request carries one ``query``).
@@ -62,7 +75,7 @@ def _unix_seconds(timestamps: pd.Series) -> np.ndarray:
     return timestamps.to_numpy(dtype="datetime64[ns]").astype(np.int64) // 1_000_000_000
 
 
-def sessions_to_arrays(events: pd.DataFrame, max_length: int = 20) -> SessionArrays:
+def sessions_to_arrays(events: pd.DataFrame, max_length: int) -> SessionArrays:
     """Turns canonical events into padded sequences; longer sessions become several chunks.
 
     Consecutive chunks overlap by one item so no transition inside a session is lost.
@@ -93,7 +106,7 @@ def sessions_to_arrays(events: pd.DataFrame, max_length: int = 20) -> SessionArr
     )
 
     # The query in force when the shopper chose item t+1: the latest search before it.
-    searched = events["query"].where(events["event_type"].eq("search").to_numpy())
+    searched = events["query"].where(events["event_type"].eq(SEARCH).to_numpy())
     query_so_far = searched.groupby(sessions).ffill().fillna("").to_numpy().astype(str)
     items = is_item & (length >= 2)
     item_rows = np.flatnonzero(items)
@@ -166,7 +179,7 @@ def batches_per_epoch(arrays: SessionArrays, batch_size: int, bucket_by_length: 
     return int(sum(-(-count // batch_size) for count in np.bincount(buckets) if count))
 
 
-def cases_to_arrays(cases, max_length: int = 20) -> SessionArrays:
+def cases_to_arrays(cases, max_length: int) -> SessionArrays:
     """Evaluation/serving prefixes (``NextItemCases``) -> arrays of their last ``max_length`` events.
 
     A case's query (what the shopper searched after the prefix) sits at the last position.

@@ -6,9 +6,18 @@ they travel inside every exported SavedModel and serving needs nothing else.
 
 Example:
 
->>> vocab = FeatureVocabularies.build(train_events, catalog)   # doctest: +SKIP
->>> vocab.item_ids[:3]                                         # doctest: +SKIP
-['item_0007', 'item_0101', 'item_0042']
+>>> import pandas as pd
+>>> from recommenders.data import schema
+>>> train_events = schema.conform_events(pd.DataFrame({"session_id": ["s1", "s1", "s2", "s2"],
+...     "item_id": ["b", "a", "b", "c"], "event_type": ["view", "view", "view", "cart"],
+...     "timestamp": pd.date_range("2024-01-01", periods=4, freq="min")}))
+>>> catalog = pd.DataFrame({"item_id": ["a", "b", "c", "d"], "category": ["shoes", "shoes", "hats", "hats"],
+...     "title": ["Red Shoe", "Blue Shoe", "Green Hat", "Red Hat"]})
+>>> vocab = FeatureVocabularies.build(train_events, catalog)
+>>> vocab.item_ids, vocab.item_counts      # most popular first; d is in the catalog only
+(['b', 'a', 'c', 'd'], [2, 1, 1, 0])
+>>> vocab.item_categories, vocab.text_tokens
+(['shoes', 'shoes', 'hats', 'hats'], ['hat', 'red', 'shoe', 'blue', 'green'])
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""Typed model and training configuration, validated once where it enters (CLI, tuner, tests).
+"""Typed model, training and recommend configuration, validated once where it enters.
+
+Every config's ``validate()`` raises :class:`ConfigError` naming the bad field and
+returns the config, so an entry point (CLI handler, ``train_run``, the tuner, ``export``)
+writes ``config = config.validate()``; the models and trainers below trust what they get.
 
 Example:
 
->>> config = RetrievalConfig(embedding_dim=64, lstm_units=128)
->>> config.validate()
+>>> RetrievalConfig(embedding_dim=64, lstm_units=128).validate().lstm_units
+128
 """
 
 from __future__ import annotations
@@ -11,6 +15,17 @@ from __future__ import annotations
 import dataclasses
 
 from recsys_base.errors import ConfigError
+from serving import contract
+
+# The ranking model's tasks, each with a head, a loss weight (``<task>_weight`` in
+# RankingConfig), a validation AUC (``<task>_auc``) and the ``rank`` output holding its
+# probability.
+RANKING_TASK_OUTPUTS = {
+    "click": contract.CLICK_PROBABILITY,
+    "cart": contract.CART_PROBABILITY,
+    "purchase": contract.PURCHASE_PROBABILITY,
+}
+RANKING_TASKS = tuple(RANKING_TASK_OUTPUTS)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -47,11 +62,12 @@ class TowerConfig:
         """Just the :class:`TowerConfig` fields (what a tower layer serializes)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(TowerConfig)}
 
-    def validate(self) -> None:
+    def validate(self) -> TowerConfig:
         for name in ("embedding_dim", "feature_dim", "lstm_units", "lstm_layers", "output_dim", "max_title_tokens"):
             _check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         _check(self.l2 >= 0.0, f"l2 must be >= 0, got {self.l2}")
+        return self
 
 
 @dataclasses.dataclass
@@ -74,12 +90,13 @@ class RetrievalConfig(TowerConfig):
     # Mixes the catalog softmax with a pointer over the session's own items (models/repeat.py).
     repeat_head: bool = True
 
-    def validate(self) -> None:
+    def validate(self) -> RetrievalConfig:
         super().validate()
         _check(self.temperature > 0.0, f"temperature must be > 0, got {self.temperature}")
         _check(self.negatives in self.NEGATIVES,
                f"negatives must be one of {', '.join(self.NEGATIVES)}, got {self.negatives!r}")
         _check(self.extra_negatives >= 0, f"extra_negatives must be >= 0, got {self.extra_negatives}")
+        return self
 
 
 @dataclasses.dataclass
@@ -93,13 +110,14 @@ class RankingConfig(TowerConfig):
     cart_weight: float = 1.0
     purchase_weight: float = 1.0
 
-    def validate(self) -> None:
+    def validate(self) -> RankingConfig:
         super().validate()
         _check(self.cross_layers >= 0, f"cross_layers must be >= 0, got {self.cross_layers}")
         _check(all(u >= 1 for u in self.deep_units), f"deep_units must all be >= 1, got {self.deep_units}")
         _check(self.negatives_per_position >= 1, "negatives_per_position must be at least 1")
         weights = (self.click_weight, self.cart_weight, self.purchase_weight)
         _check(all(w >= 0 for w in weights) and sum(weights) > 0, f"task weights must be >= 0 and not all 0, got {weights}")
+        return self
 
 
 @dataclasses.dataclass
@@ -120,7 +138,7 @@ class TrainConfig:
 
     OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
 
-    def validate(self) -> None:
+    def validate(self) -> TrainConfig:
         _check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         _check(self.batch_size >= 2, f"batch_size must be at least 2, got {self.batch_size}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -128,3 +146,23 @@ class TrainConfig:
         _check(self.optimizer in self.OPTIMIZERS, f"optimizer must be one of {', '.join(self.OPTIMIZERS)}, got {self.optimizer!r}")
         _check(self.max_length >= 2, f"max_length must be at least 2, got {self.max_length}")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
+        return self
+
+
+@dataclasses.dataclass
+class RecommendConfig:
+    """The recommend path: how many retrieved candidates the ranker reorders, and the blend.
+
+    The final score is ``log(ranking score) + retrieval_weight * retrieval log-probability``
+    (the ``retrieve`` score of the item): the ranker's business-weighted
+    click/cart/purchase probability, plus how well the item matches the session in the
+    retrieval space (the ranker alone only ever saw popularity-sampled negatives).
+    """
+
+    candidate_pool: int = 100
+    retrieval_weight: float = 1.0
+
+    def validate(self) -> RecommendConfig:
+        _check(self.candidate_pool >= 1, f"candidate_pool must be at least 1, got {self.candidate_pool}")
+        _check(self.retrieval_weight >= 0, f"retrieval_weight must be >= 0, got {self.retrieval_weight}")
+        return self

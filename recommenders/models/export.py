@@ -13,7 +13,8 @@ import shutil
 import uuid
 from pathlib import Path
 
-from recommenders.models.serving_modules import RankingModule, RecommendConfig, RecommendModule, RetrievalModule
+from recommenders.models.config import RecommendConfig
+from recommenders.models.serving_modules import RankingModule, RecommendModule, RetrievalModule
 from recsys_base.errors import ModelError
 from recsys_base.tf_compat import tensorflow
 from serving import contract
@@ -69,7 +70,7 @@ def export_models(retrieval_model, ranking_model, base_dir: str | Path = "saved_
     version = version or next_version(base_dir)
     retrieval = RetrievalModule(retrieval_model)
     ranking = RankingModule(ranking_model)
-    recommend = RecommendModule(retrieval, ranking, recommend_config)
+    recommend = RecommendModule(retrieval, ranking, (recommend_config or RecommendConfig()).validate())
     item_ids = retrieval_model.vocab.item_ids
     exported = {}
     for name, module, function in (

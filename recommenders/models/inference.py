@@ -6,6 +6,7 @@ import numpy as np
 
 from recommenders.evaluation.cases import NextItemCases
 from recommenders.features.sequences import cases_to_arrays
+from recommenders.models.config import TrainConfig
 from recsys_base.tf_compat import tensorflow
 from serving import contract
 
@@ -26,14 +27,24 @@ class SignatureRecommender:
     SavedModel, which is how exported models are evaluated and compared. The model is
     already trained: evaluate it with ``evaluate(..., catalog_size=...)`` (no fitting).
 
-    Example:
+    Example (an untrained model: the items are arbitrary, the shapes are not):
 
-    >>> module = RetrievalModule(model)                                   # doctest: +SKIP
-    >>> SignatureRecommender(module.retrieve).recommend(cases, k=20)       # doctest: +SKIP
-    array([['item_0042', ...], ...], dtype=object)
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> from recommenders.evaluation.cases import make_next_item_cases
+    >>> from recommenders.features.vocabulary import FeatureVocabularies
+    >>> from recommenders.models.config import RetrievalConfig
+    >>> from recommenders.models.retrieval import SessionRetrievalModel
+    >>> from recommenders.models.serving_modules import RetrievalModule
+    >>> shop = generate_shop(SyntheticShopConfig.small(n_sessions=100, clean=True))
+    >>> model = SessionRetrievalModel(FeatureVocabularies.build(shop.events, shop.catalog), RetrievalConfig())
+    >>> module = RetrievalModule(model)
+    >>> cases = make_next_item_cases(shop.events).take(range(5))
+    >>> recommendations = SignatureRecommender(module.retrieve).recommend(cases, k=20)
+    >>> recommendations.shape, recommendations.dtype, set(recommendations.ravel()) <= set(model.vocab.item_ids)
+    ((5, 20), dtype('O'), True)
     """
 
-    def __init__(self, signature, max_length: int = 20):
+    def __init__(self, signature, max_length: int = TrainConfig.max_length):
         self.signature = signature
         self.max_length = max_length
         # A tf.function lists its TensorSpecs; a loaded SavedModel signature names its keyword inputs.

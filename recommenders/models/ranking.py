@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recommenders.features.vocabulary import FeatureVocabularies
-from recommenders.models.config import RankingConfig
+from recommenders.models.config import RANKING_TASKS, RankingConfig
 from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionTowersModel, last_position
 from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
@@ -11,14 +11,16 @@ from serving import contract
 tf = tensorflow()
 tfrs = tfrs()
 
-TASKS = ("click", "cart", "purchase")
+# Positions of the event types on the last axis of ``_seen_in_prefix``.
+_CART = contract.EVENT_TYPES.index(contract.CART)
+_PURCHASE = contract.EVENT_TYPES.index(contract.PURCHASE)
 
 
 def _seen_in_prefix(prefix_items, prefix_types, prefix_mask, candidates):
-    """[N, C, 3] floats: was each candidate viewed / carted / purchased earlier in the session."""
+    """[N, C, len(contract.EVENT_TYPES)] bools: did each candidate occur with each event type in the masked events."""
     same = tf.equal(candidates[:, :, tf.newaxis], prefix_items[:, tf.newaxis, :]) & prefix_mask[:, tf.newaxis, :]
     return tf.stack(
-        [tf.reduce_any(same & tf.equal(prefix_types[:, tf.newaxis, :], t), axis=-1) for t in ("view", "cart", "purchase")],
+        [tf.reduce_any(same & tf.equal(prefix_types[:, tf.newaxis, :], t), axis=-1) for t in contract.EVENT_TYPES],
         axis=-1,
     )
 
@@ -38,16 +40,23 @@ class MultiTaskRanker(SessionTowersModel):
 
     Example:
 
-    >>> ranker = MultiTaskRanker(vocab, RankingConfig())                  # doctest: +SKIP
-    >>> ranker.compile(tf.keras.optimizers.Adam(0.003))                    # doctest: +SKIP
-    >>> probabilities = ranker.rank(features, candidate_ids)               # doctest: +SKIP
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> from recommenders.features.sequences import sessions_to_arrays
+    >>> shop = generate_shop(SyntheticShopConfig.small(n_sessions=100, clean=True))
+    >>> ranker = MultiTaskRanker(FeatureVocabularies.build(shop.events, shop.catalog), RankingConfig())
+    >>> ranker.compile(tf.keras.optimizers.Adam(0.003))
+    >>> arrays = sessions_to_arrays(shop.events, max_length=20)
+    >>> candidate_ids = tf.constant([["item_00001", "item_00002", "item_00003"]] * len(arrays))
+    >>> probabilities, score = ranker.rank(arrays.features(), candidate_ids)
+    >>> sorted(probabilities), score.shape        # each [sessions, candidates]; score: their weighted sum
+    (['cart', 'click', 'purchase'], TensorShape([88, 3]))
     """
 
     def __init__(self, vocab: FeatureVocabularies, config: RankingConfig, **kwargs):
         super().__init__(vocab, config, **kwargs)
         self.cross_layers = [tfrs.layers.dcn.Cross(name=f"cross_{i}") for i in range(config.cross_layers)]
         self.deep_layers = [tf.keras.layers.Dense(units, activation="relu") for units in config.deep_units]
-        self.heads = {task: tf.keras.layers.Dense(1, dtype="float32", name=f"{task}_logit") for task in TASKS}
+        self.heads = {task: tf.keras.layers.Dense(1, dtype="float32", name=f"{task}_logit") for task in RANKING_TASKS}
         self.tasks = {
             task: tfrs.tasks.Ranking(
                 loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
@@ -56,9 +65,9 @@ class MultiTaskRanker(SessionTowersModel):
                     tf.keras.metrics.BinaryCrossentropy(from_logits=True, name=f"{task}_log_loss"),
                 ],
             )
-            for task in TASKS
+            for task in RANKING_TASKS
         }
-        self.task_weights = {"click": config.click_weight, "cart": config.cart_weight, "purchase": config.purchase_weight}
+        self.task_weights = {task: getattr(config, f"{task}_weight") for task in RANKING_TASKS}
 
     def logits(self, session, candidates, seen, training=None):
         """Per-task logits [N, C] for session representations [N, D] and candidate indices [N, C]."""
@@ -97,8 +106,8 @@ class MultiTaskRanker(SessionTowersModel):
         clicked = tf.equal(candidates, target[:, tf.newaxis])
         labels = {
             "click": clicked,
-            "cart": clicked & (later[..., 1] | later[..., 2]),
-            "purchase": clicked & later[..., 2],
+            "cart": clicked & (later[..., _CART] | later[..., _PURCHASE]),
+            "purchase": clicked & later[..., _PURCHASE],
         }
         logits = self.logits(session, candidates, seen, training=training)
         return tf.add_n([
@@ -107,7 +116,7 @@ class MultiTaskRanker(SessionTowersModel):
                 predictions=tf.reshape(logits[task], [-1, 1]),
                 compute_metrics=not training,
             )
-            for task in TASKS
+            for task in RANKING_TASKS
         ])
 
     def rank(self, features, candidate_ids, training=None):
@@ -117,9 +126,9 @@ class MultiTaskRanker(SessionTowersModel):
         items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
         seen = _seen_in_prefix(items, features[contract.SESSION_EVENT_TYPES], mask, candidates)
         logits = self.logits(last_position(embeddings, mask), candidates, seen, training=training)
-        probabilities = {task: tf.sigmoid(logits[task]) for task in TASKS}
+        probabilities = {task: tf.sigmoid(logits[task]) for task in RANKING_TASKS}
         total = sum(self.task_weights.values())
-        score = tf.add_n([self.task_weights[t] / total * probabilities[t] for t in TASKS])
+        score = tf.add_n([self.task_weights[t] / total * probabilities[t] for t in RANKING_TASKS])
         return probabilities, score
 
     def call(self, features, training=None):

@@ -14,6 +14,7 @@ task; the pointer a cross-entropy over positions, trained where the next item is
 
 from __future__ import annotations
 
+from recommenders.models.towers import FIRST_ITEM_INDEX, PADDING_INDEX
 from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
@@ -26,8 +27,8 @@ _MASKED = -1e9
 class RepeatHead(tf.keras.layers.Layer):
     """Gate and pointer logits from per-position session states and the items at each position.
 
-    ``call(states [B, T, D], item_embeddings [B, T, D], items [B, T])`` (item indices, 0 =
-    padding) returns ``(gate_logits [B, T], pointer_logits [B, T, T])``: row ``t`` of the
+    ``call(states [B, T, D], item_embeddings [B, T, D], items [B, T])`` (item indices,
+    ``PADDING_INDEX`` = padding) returns ``(gate_logits [B, T], pointer_logits [B, T, T])``: row ``t`` of the
     pointer scores the positions ``s <= t`` (others are masked), with a learned bias per
     distance ``t - s``. Besides the state, the gate reads the session's re-visit history
     (share of re-visits so far, whether the current item is one, log position): how
@@ -52,7 +53,7 @@ class RepeatHead(tf.keras.layers.Layer):
         self.gate = tf.keras.layers.Dense(1, name="gate")
 
     def call(self, states, item_embeddings, items):
-        mask = tf.not_equal(items, 0)
+        mask = tf.not_equal(items, PADDING_INDEX)
         length = tf.shape(states)[1]
         keys = self.key(tf.concat([states, item_embeddings], axis=-1))
         logits = tf.einsum("btd,bsd->bts", self.query(states), keys) / tf.sqrt(float(self.units))
@@ -94,19 +95,19 @@ def repeat_targets(items, targets_matrix, pointer_logits):
     return seen, tf.where(seen, log_hit - log_total, 0.0)
 
 
-def mix_with_catalog(catalog_logits, gate_logits, pointer_logits, items, first_index: int = 2):
+def mix_with_catalog(catalog_logits, gate_logits, pointer_logits, items):
     """Log-probabilities of the repeat/explore mixture over the catalog: ``[B, C]``.
 
-    ``catalog_logits`` ``[B, C]`` score catalog column ``c`` = item index ``c + first_index``;
+    ``catalog_logits`` ``[B, C]`` score catalog column ``c`` = item index ``c + FIRST_ITEM_INDEX``;
     ``gate_logits`` ``[B]`` and ``pointer_logits`` ``[B, T]`` belong to each session's last
-    position and ``items`` ``[B, T]`` are its item indices (smaller than ``first_index``:
+    position and ``items`` ``[B, T]`` are its item indices (smaller than ``FIRST_ITEM_INDEX``:
     padding or unknown, never pointed at).
     """
     log_catalog = tf.nn.log_softmax(catalog_logits, axis=-1) + tf.math.log_sigmoid(-gate_logits)[:, tf.newaxis]
-    known = items >= first_index
+    known = items >= FIRST_ITEM_INDEX
     weights = tf.where(known, tf.nn.softmax(pointer_logits, axis=-1), 0.0)
     rows = tf.broadcast_to(tf.range(tf.shape(items)[0])[:, tf.newaxis], tf.shape(items))
-    columns = tf.cast(tf.where(known, items - first_index, 0), tf.int32)
+    columns = tf.cast(tf.where(known, items - FIRST_ITEM_INDEX, 0), tf.int32)
     pointed = tf.tensor_scatter_nd_add(tf.zeros_like(catalog_logits), tf.stack([rows, columns], axis=-1), weights)
     log_pointed = tf.math.log(tf.maximum(pointed, 1e-30)) + tf.math.log_sigmoid(gate_logits)[:, tf.newaxis]
     return tf.where(pointed > 0, tf.reduce_logsumexp(tf.stack([log_catalog, log_pointed], -1), -1), log_catalog)

@@ -7,7 +7,14 @@ import numpy as np
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
 from recommenders.models.repeat import RepeatHead, repeat_targets
-from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionEncoder, SessionTowersModel, last_position
+from recommenders.models.towers import (
+    FIRST_ITEM_INDEX,
+    OOV_INDEX,
+    PADDING_INDEX,
+    SessionEncoder,
+    SessionTowersModel,
+    last_position,
+)
 from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
 
@@ -52,8 +59,9 @@ class CatalogTopK(tfrs.layers.factorized_top_k.TopK):
         return True
 
     def get_config(self):
+        # TFRS's TopK (a Model) leaves ``k`` out of its config; the constructor needs it.
         return {**super().get_config(), "num_candidates": self.num_candidates, "dim": self.dim,
-                "first_index": self.first_index}
+                "first_index": self.first_index, "k": self._k}
 
 
 class RefreshCatalogIndex(tf.keras.callbacks.Callback):
@@ -86,20 +94,32 @@ class SessionRetrievalModel(SessionTowersModel):
     removal and a temperature. ``negatives="catalog"``: exact softmax over every item.
     The full-catalog ``FactorizedTopK`` metric (HR@K) is computed at validation only.
 
-    Example:
+    Example (untrained):
 
-    >>> model = SessionRetrievalModel(vocab, RetrievalConfig())             # doctest: +SKIP
-    >>> model.compile(tf.keras.optimizers.Adam(0.003))                       # doctest: +SKIP
-    >>> model.fit(to_dataset(sessions_to_arrays(train), 256), epochs=5,   # doctest: +SKIP
-    ...           validation_data=..., callbacks=[RefreshCatalogIndex()])
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> from recommenders.features.sequences import sessions_to_arrays
+    >>> shop = generate_shop(SyntheticShopConfig.small(n_sessions=100, clean=True))
+    >>> model = SessionRetrievalModel(FeatureVocabularies.build(shop.events, shop.catalog), RetrievalConfig())
+    >>> features = sessions_to_arrays(shop.events, max_length=20).features()
+    >>> model(features).shape, model.catalog_embeddings().shape     # session queries, catalog items
+    (TensorShape([88, 64]), TensorShape([300, 64]))
+    >>> float(model.compute_loss(features, training=True)) > 0
+    True
+
+    Training (minutes on a real shop; :func:`recommenders.models.training.train_retrieval`
+    adds early stopping)::
+
+        model.compile(tf.keras.optimizers.Adam(0.003))
+        model.fit(to_dataset(sessions_to_arrays(train, 20), 256), epochs=5,
+                  validation_data=..., callbacks=[RefreshCatalogIndex()])
     """
 
     def __init__(self, vocab: FeatureVocabularies, config: RetrievalConfig, **kwargs):
         super().__init__(vocab, config, **kwargs)
         probability = vocab.item_sampling_probability()
-        # Indices 0 (padding) and 1 (unknown) are never candidates; give them a harmless value.
-        self.sampling_probability = tf.constant(np.concatenate([[1.0, 1.0], probability]), tf.float32)
-        self.catalog_top_k = CatalogTopK(vocab.num_items, config.output_dim, first_index=2, k=max(EVALUATION_KS))
+        # The padding and unknown indices are never candidates; give them a harmless value.
+        self.sampling_probability = tf.constant(np.concatenate([np.ones(FIRST_ITEM_INDEX), probability]), tf.float32)
+        self.catalog_top_k = CatalogTopK(vocab.num_items, config.output_dim, first_index=FIRST_ITEM_INDEX, k=max(EVALUATION_KS))
         self.task = tfrs.tasks.Retrieval(
             metrics=tfrs.metrics.FactorizedTopK(candidates=self.catalog_top_k, ks=EVALUATION_KS),
             temperature=config.temperature,
@@ -136,7 +156,7 @@ class SessionRetrievalModel(SessionTowersModel):
         candidate_ids = targets
         if training and self.config.extra_negatives:
             extra = tf.random.uniform(
-                [self.config.extra_negatives], 2, self.item_encoder.num_indices, dtype=targets.dtype
+                [self.config.extra_negatives], FIRST_ITEM_INDEX, self.item_encoder.num_indices, dtype=targets.dtype
             )
             candidate_ids = tf.concat([targets, extra], axis=0)
         candidates = self.item_encoder.encode_indices(candidate_ids, training=training)
@@ -162,9 +182,9 @@ class SessionRetrievalModel(SessionTowersModel):
         task's dense identity labels and masks would need four, several times slower on CPU.
         """
         catalog = self.item_encoder.encode_indices(
-            tf.range(2, self.item_encoder.num_indices, dtype=targets.dtype), training=True)
+            tf.range(FIRST_ITEM_INDEX, self.item_encoder.num_indices, dtype=targets.dtype), training=True)
         logits = tf.linalg.matmul(tf.cast(queries, tf.float32), tf.cast(catalog, tf.float32), transpose_b=True)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 2, logits / self.config.temperature)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - FIRST_ITEM_INDEX, logits / self.config.temperature)
         return tf.reduce_sum(losses)
 
     def call(self, features, training=None):
@@ -176,6 +196,6 @@ class SessionRetrievalModel(SessionTowersModel):
         """Embeddings of every vocabulary item, in vocabulary order: [num_items, output_dim]."""
         chunks = [
             self.item_encoder.encode_indices(tf.range(start, min(start + batch_size, self.item_encoder.num_indices), dtype=tf.int64))
-            for start in range(2, self.item_encoder.num_indices, batch_size)
+            for start in range(FIRST_ITEM_INDEX, self.item_encoder.num_indices, batch_size)
         ]
         return tf.cast(tf.concat(chunks, axis=0), tf.float32)

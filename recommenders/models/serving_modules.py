@@ -8,39 +8,16 @@ stock TensorFlow ops are used (lookups, matmul, top_k, LSTM kernels), so a stock
 
 from __future__ import annotations
 
-import dataclasses
-
+from recommenders.models.config import RANKING_TASK_OUTPUTS, RecommendConfig
 from recommenders.models.ranking import MultiTaskRanker
 from recommenders.models.repeat import mix_with_catalog
 from recommenders.models.retrieval import SessionRetrievalModel
-from recommenders.models.towers import last_position
-from recsys_base.errors import ConfigError
+from recommenders.models.towers import FIRST_ITEM_INDEX, last_position
 from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.contract.specs import input_signature
 
 tf = tensorflow()
-
-
-
-@dataclasses.dataclass
-class RecommendConfig:
-    """The recommend path: how many retrieved candidates the ranker reorders, and the blend.
-
-    The final score is ``log(ranking score) + retrieval_weight * retrieval log-probability``
-    (the ``retrieve`` score of the item): the ranker's business-weighted
-    click/cart/purchase probability, plus how well the item matches the session in the
-    retrieval space (the ranker alone only ever saw popularity-sampled negatives).
-    """
-
-    candidate_pool: int = 100
-    retrieval_weight: float = 1.0
-
-    def validate(self) -> None:
-        if self.candidate_pool < 1:
-            raise ConfigError(f"candidate_pool must be at least 1, got {self.candidate_pool}")
-        if self.retrieval_weight < 0:
-            raise ConfigError(f"retrieval_weight must be >= 0, got {self.retrieval_weight}")
 
 
 def _features(session_item_ids, session_event_types, session_timestamps, user_id, query):
@@ -98,9 +75,19 @@ class RetrievalModule(tf.Module):
 
     Example:
 
-    >>> module = RetrievalModule(retrieval_model)                            # doctest: +SKIP
-    >>> module.retrieve(session_item_ids=..., ..., k=tf.constant([10]))      # doctest: +SKIP
-    {'item_ids': <[1, 10] strings>, 'scores': <[1, 10] floats>}
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> from recommenders.features.vocabulary import FeatureVocabularies
+    >>> from recommenders.models.config import RetrievalConfig
+    >>> shop = generate_shop(SyntheticShopConfig.small(n_sessions=100, clean=True))
+    >>> retrieval_model = SessionRetrievalModel(FeatureVocabularies.build(shop.events, shop.catalog), RetrievalConfig())
+    >>> module = RetrievalModule(retrieval_model)
+    >>> outputs = module.retrieve(
+    ...     session_item_ids=tf.constant([["item_00001", "item_00002"]]),
+    ...     session_event_types=tf.constant([["view", "cart"]]),
+    ...     session_timestamps=tf.constant([[1_700_000_000, 1_700_000_030]], tf.int64),
+    ...     user_id=tf.constant([""]), query=tf.constant(["red shoes"]), k=tf.constant([10]))
+    >>> {name: (tensor.shape, tensor.dtype) for name, tensor in outputs.items()}
+    {'item_ids': (TensorShape([1, 10]), tf.string), 'scores': (TensorShape([1, 10]), tf.float32)}
     """
 
     def __init__(self, model: SessionRetrievalModel):
@@ -132,8 +119,8 @@ class RetrievalModule(tf.Module):
     def item_scores(self, scores, item_ids):
         """The ``catalog_scores`` of given item ids [B, N]; ``-inf`` for ids outside the catalog."""
         indices = self.item_encoder.lookup(item_ids)
-        known = indices >= 2
-        values = tf.gather(scores, tf.where(known, indices - 2, 0), batch_dims=1)
+        known = indices >= FIRST_ITEM_INDEX
+        values = tf.gather(scores, tf.where(known, indices - FIRST_ITEM_INDEX, 0), batch_dims=1)
         return tf.where(known, values, tf.constant(float("-inf")))
 
     @tf.function(input_signature=input_signature(contract.RETRIEVAL_MODEL))
@@ -153,12 +140,7 @@ class RankingModule(tf.Module):
 
     def rank_features(self, features, candidate_item_ids):
         probabilities, score = self.ranker.rank(features, candidate_item_ids, training=False)
-        return {
-            contract.CLICK_PROBABILITY: probabilities["click"],
-            contract.CART_PROBABILITY: probabilities["cart"],
-            contract.PURCHASE_PROBABILITY: probabilities["purchase"],
-            contract.SCORES: score,
-        }
+        return {**{output: probabilities[task] for task, output in RANKING_TASK_OUTPUTS.items()}, contract.SCORES: score}
 
     @tf.function(input_signature=input_signature(contract.RANKING_MODEL))
     def rank(self, session_item_ids, session_event_types, session_timestamps, user_id, query, candidate_item_ids):
@@ -177,8 +159,7 @@ class RecommendModule(tf.Module):
 
     def __init__(self, retrieval: RetrievalModule, ranking: RankingModule, config: RecommendConfig | None = None):
         super().__init__(name="recommend")
-        self.config = config or RecommendConfig()
-        self.config.validate()
+        self.config = config or RecommendConfig()  # validated where it entered (export_models, TrainedModels)
         self.retrieval, self.ranking = retrieval, ranking
 
     @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
@@ -210,7 +191,7 @@ class RecommendModule(tf.Module):
         ranked = self.ranking.rank_features(features, candidates)
         score = tf.math.log(ranked[contract.SCORES] + 1e-7) + self.config.retrieval_weight * retrieval_scores
 
-        purchased = tf.where(tf.equal(session_event_types, "purchase"), session_item_ids, tf.constant(""))
+        purchased = tf.where(tf.equal(session_event_types, contract.PURCHASE), session_item_ids, tf.constant(""))
         blocked = tf.concat([exclude_item_ids, purchased], axis=1)
         is_blocked = tf.reduce_any(
             tf.equal(candidates[:, :, tf.newaxis], blocked[:, tf.newaxis, :]) & tf.not_equal(blocked, "")[:, tf.newaxis, :],

@@ -19,9 +19,12 @@ from serving import contract
 tf = tensorflow()
 tfrs = tfrs()
 
-# Index 0 of every StringLookup here is the padding value "" and index 1 the OOV bucket.
+# The index layout of every StringLookup built by ``_lookup`` (mask token "", one OOV
+# bucket): padding, then unknown, then the vocabulary in order. For items, index
+# ``FIRST_ITEM_INDEX + i`` is ``vocab.item_ids[i]``, catalog column ``i`` of the scores.
 PADDING_INDEX = 0
 OOV_INDEX = 1
+FIRST_ITEM_INDEX = 2
 
 
 # Stands in for an empty vocabulary (e.g. no brands in the data): a lookup table needs one entry.
@@ -91,9 +94,13 @@ class ItemEncoder(tf.keras.layers.Layer):
 
     Example:
 
-    >>> items = ItemEncoder.from_vocabularies(vocab, TowerConfig())       # doctest: +SKIP
-    >>> items(tf.constant([["item_0001", "item_0002"]])).shape             # doctest: +SKIP
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> shop = generate_shop(SyntheticShopConfig.small(n_sessions=100, clean=True))
+    >>> items = ItemEncoder.from_vocabularies(FeatureVocabularies.build(shop.events, shop.catalog), TowerConfig())
+    >>> items(tf.constant([["item_00001", "item_00002"]])).shape
     TensorShape([1, 2, 64])
+    >>> items.encode_indices(tf.range(items.num_indices)).shape     # padding, unknown, 300 items
+    TensorShape([302, 64])
     """
 
     def __init__(self, item_ids, item_categories, item_brands, item_prices, item_titles,
@@ -110,7 +117,7 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.item_lookup = _lookup(self.item_ids)
         self.category_lookup = _lookup(self.categories)
         self.id_embedding = tf.keras.layers.Embedding(
-            len(self.item_ids) + 2, c.embedding_dim, embeddings_regularizer=_regularizer(c.l2), name="item_id_embedding"
+            self.num_indices, c.embedding_dim, embeddings_regularizer=_regularizer(c.l2), name="item_id_embedding"
         )
         brand_lookup = _lookup(self.brands)
         self.category_embedding = tf.keras.layers.Embedding(
@@ -122,18 +129,19 @@ class ItemEncoder(tf.keras.layers.Layer):
         self.projection = tf.keras.layers.Dense(c.output_dim, kernel_regularizer=_regularizer(c.l2), name="item_projection")
         self.dropout = tf.keras.layers.Dropout(c.dropout)
 
-        # Feature tables indexed by item index (0 = padding, 1 = unknown item).
+        # Feature tables indexed by item index: the padding item gets the padding value and
+        # the unknown item the OOV bucket of each feature's own lookup (the same layout).
         def table(values, lookup):
-            return np.concatenate([[0, 1], lookup(tf.constant(values or [""], tf.string)).numpy()[: len(values)]])
+            return np.concatenate([[PADDING_INDEX, OOV_INDEX], lookup(tf.constant(values or [""], tf.string)).numpy()[: len(values)]])
 
         self.category_of = tf.constant(table(self.item_categories, self.category_lookup), tf.int64)
         self.brand_of = tf.constant(table(self.item_brands, brand_lookup), tf.int64)
         prices = np.asarray(self.item_prices, dtype=np.float32)
         price_bucket = np.where(prices >= 0, np.searchsorted(self.price_boundaries, prices, side="right") + 1, 0)
-        self.price_bucket_of = tf.constant(np.concatenate([[0, 0], price_bucket]), tf.int64)
+        self.price_bucket_of = tf.constant(np.concatenate([np.zeros(FIRST_ITEM_INDEX, np.int64), price_bucket]), tf.int64)
         titles = self.title_encoder.token_ids(tf.constant(self.item_titles or [""], tf.string)).numpy()[: len(self.item_ids)]
         self.title_ids_of = tf.constant(
-            np.concatenate([np.zeros((2, c.max_title_tokens), np.int64), titles.reshape(-1, c.max_title_tokens)]), tf.int64
+            np.concatenate([np.zeros((FIRST_ITEM_INDEX, c.max_title_tokens), np.int64), titles.reshape(-1, c.max_title_tokens)]), tf.int64
         )
 
     @classmethod
@@ -145,7 +153,7 @@ class ItemEncoder(tf.keras.layers.Layer):
     @property
     def num_indices(self) -> int:
         """Size of the item index space: padding, unknown, then every vocabulary item."""
-        return len(self.item_ids) + 2
+        return len(self.item_ids) + FIRST_ITEM_INDEX
 
     def lookup(self, item_ids):
         return self.item_lookup(item_ids)
@@ -183,9 +191,15 @@ class SessionEncoder(tf.keras.layers.Layer):
 
     Example:
 
-    >>> sessions = SessionEncoder(item_encoder, users=[], event_types=["view"],
-    ...                           time_gap_boundaries=[60.0], config=dataclasses.asdict(TowerConfig()))  # doctest: +SKIP
-    >>> embeddings, mask = sessions(features)                  # [B, T, output_dim], [B, T]  # doctest: +SKIP
+    >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    >>> from recommenders.features.sequences import sessions_to_arrays
+    >>> shop = generate_shop(SyntheticShopConfig.small(n_sessions=100, clean=True))
+    >>> vocab = FeatureVocabularies.build(shop.events, shop.catalog)
+    >>> item_encoder = ItemEncoder.from_vocabularies(vocab, TowerConfig())
+    >>> sessions = SessionEncoder.from_vocabularies(item_encoder, vocab, TowerConfig())
+    >>> embeddings, mask = sessions(sessions_to_arrays(shop.events, max_length=20).features())
+    >>> embeddings.shape, mask.shape                           # [B, T, output_dim], [B, T]
+    (TensorShape([88, 20, 64]), TensorShape([88, 20]))
     """
 
     def __init__(self, item_encoder: ItemEncoder, users, event_types, time_gap_boundaries, config: dict, **kwargs):
@@ -301,7 +315,7 @@ def last_position(values, mask):
 
 
 class SessionTowersModel(tfrs.Model):
-    """Base of the retrieval and ranking models: vocabularies, a validated config, both towers.
+    """Base of the retrieval and ranking models: vocabularies, a config (validated by the caller), both towers.
 
     The session tower reads item ids through the item tower's lookup and id embedding,
     so the two share one item table.
@@ -309,7 +323,6 @@ class SessionTowersModel(tfrs.Model):
 
     def __init__(self, vocab: FeatureVocabularies, config: TowerConfig, **kwargs):
         super().__init__(**kwargs)
-        config.validate()
         self.config = config
         self.vocab = vocab
         self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")

@@ -78,8 +78,8 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     resumable (``BackupAndRestore``): rerunning the same call after an interruption
     continues from the last backup, taken every epoch or every ``backup_every_steps``
     batches, and ends in the state an uninterrupted run reaches. Returns the Keras ``History``.
+    ``train_config`` is trusted: its entry point (``train_run``, the tuner) validated it.
     """
-    train_config.validate()
     sequences = _sequences(train_events, train_config.max_length, "training")
     train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True)
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
@@ -151,6 +151,6 @@ def load_trained(directory):
     config = saved["config"]
     if "deep_units" in config:
         config["deep_units"] = tuple(config["deep_units"])
-    model = model_class(FeatureVocabularies.load(directory / "vocabularies.json"), config_class(**config))
+    model = model_class(FeatureVocabularies.load(directory / "vocabularies.json"), config_class(**config).validate())
     model.load_weights(str(directory / "weights")).expect_partial()
     return model

@@ -1,8 +1,9 @@
 """The ``recsys`` command: a thin layer of argument parsing over library functions.
 
-Each command group lives in its own module exposing ``register(subparsers)``; a
-module's heavy imports (TensorFlow, grpc) happen inside its handlers so that
-``recsys --help`` and argument errors answer instantly.
+Each command group lives in its own module exposing ``register(subparsers)``. Flag
+defaults and choices come from the config dataclasses, imported at registration; the
+heavy imports (TensorFlow, Keras Tuner) happen inside the handlers, so that
+``recsys --help`` and argument errors answer without loading them.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from recommenders.data.cleaning import CleaningConfig
+from recommenders.data.split import SplitConfig
+from recommenders.data.synthetic import SyntheticShopConfig
 from recsys_base.errors import ConfigError
 
 FORMATS = ("csv", "parquet", "retailrocket", "diginetica-raw", "srgnn")
@@ -22,7 +25,8 @@ def register(subparsers) -> None:
 
     generate = actions.add_parser("generate", help="generate the synthetic shop, clean and split it")
     generate.add_argument("--out", required=True, type=Path, help="directory to write the prepared data to")
-    generate.add_argument("--seed", type=int, default=0, help="random seed (same seed, same shop)")
+    generate.add_argument("--seed", type=int, default=SyntheticShopConfig.seed,
+                          help="random seed (same seed, same shop; default: %(default)s)")
     generate.add_argument("--sessions", type=int, help="number of shopping sessions")
     generate.add_argument("--items", type=int, help="number of products")
     generate.add_argument("--users", type=int, help="number of shoppers")
@@ -80,31 +84,31 @@ _optional_float = _optional(float, "a number")
 
 # flag name (= config field) -> (type, help); unset flags keep the config dataclasses' defaults.
 CLEANING_FLAGS = {
-    "session_gap_minutes": (float, "inactivity that ends a session (default 30)"),
-    "max_events_per_session": (_optional_int, "longer sessions are bots; 'none': no cap (default 200)"),
-    "max_events_per_minute": (_optional_int, "faster sessions are bots; 'none': no cap (default 30)"),
-    "min_item_support": (int, "items with fewer view/cart/purchase events are dropped (default 5)"),
-    "min_session_length": (int, "sessions with fewer view/cart/purchase events are dropped (default 2)"),
-    "price_iqr_factor": (_optional_float, "price outlier fence on log price, in IQRs; 'none': off (default 1.5)"),
+    "session_gap_minutes": (float, "inactivity that ends a session"),
+    "max_events_per_session": (_optional_int, "longer sessions are bots; 'none': no cap"),
+    "max_events_per_minute": (_optional_int, "faster sessions are bots; 'none': no cap"),
+    "min_item_support": (int, "items with fewer view/cart/purchase events are dropped"),
+    "min_session_length": (int, "sessions with fewer view/cart/purchase events are dropped"),
+    "price_iqr_factor": (_optional_float, "price outlier fence on log price, in IQRs; 'none': off"),
 }
 SPLIT_FLAGS = {
-    "validation_fraction": (float, "share of sessions, latest by end time, for validation (default 0.1)"),
-    "test_fraction": (float, "share of sessions, latest by end time, for test (default 0.1)"),
+    "validation_fraction": (float, "share of sessions, latest by end time, for validation"),
+    "test_fraction": (float, "share of sessions, latest by end time, for test"),
 }
 
 
 def _add_preparation_flags(parser: argparse.ArgumentParser) -> None:
-    for title, flags in (("cleaning", CLEANING_FLAGS), ("split (srgnn keeps its own test split)", SPLIT_FLAGS)):
+    for title, flags, config_class in (("cleaning", CLEANING_FLAGS, CleaningConfig),
+                                       ("split (srgnn keeps its own test split)", SPLIT_FLAGS, SplitConfig)):
         group = parser.add_argument_group(title)
         for name, (kind, text) in flags.items():
-            group.add_argument("--" + name.replace("_", "-"), type=kind, default=argparse.SUPPRESS, metavar="N", help=text)
+            # SUPPRESS: an unset flag is absent from args, so the dataclass default applies.
+            group.add_argument("--" + name.replace("_", "-"), type=kind, default=argparse.SUPPRESS, metavar="N",
+                               help=f"{text} (default {getattr(config_class, name)})")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
 
 
 def _configs(args):
-    from recommenders.data.cleaning import CleaningConfig
-    from recommenders.data.split import SplitConfig
-
     given = vars(args)
     cleaning = CleaningConfig(**{name: given[name] for name in CLEANING_FLAGS if name in given}).validate()
     split_fields = [*SPLIT_FLAGS, "min_session_length"]
@@ -143,7 +147,7 @@ def _print_summary(prepared, out: Path) -> None:
 
 
 def _generate(args) -> int:
-    from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+    from recommenders.data.synthetic import generate_shop
 
     sizes = {
         "n_sessions": args.sessions,

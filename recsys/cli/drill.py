@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from drills.scenarios import DrillSettings
+
 
 def register(subparsers) -> None:
     """Adds the ``drill`` command to the ``recsys`` parser."""
@@ -23,18 +25,24 @@ def register(subparsers) -> None:
                        help="exported models directory (saved_models/); default: the toy contract models")
     drill.add_argument("--holdout", type=Path, help="prepared data directory whose test split feeds the canary gate (with --model-base)")
     drill.add_argument("--workdir", type=Path, help="where the drills copy models and write logs (default: a temporary directory)")
-    drill.add_argument("--replicas", type=int, default=2, help="replicas in the kill drill (>= 2)")
-    drill.add_argument("--workers", type=int, default=4, help="client threads driving load")
-    drill.add_argument("--rate", type=float, default=25.0, help="requests per second per client thread")
-    drill.add_argument("--fault-seconds", type=float, default=2.0, help="how long load runs after each fault")
-    drill.add_argument("--first-request-bound-ms", type=float, default=1000.0, help="restart drill: bound on the first request's latency")
-    drill.add_argument("--gate-max-drop", type=float, default=0.02, help="canary gate: largest hit-rate drop vs stable that still promotes")
+    drill.add_argument("--replicas", type=int, default=DrillSettings.replicas,
+                       help="replicas in the kill drill (>= 2; default: %(default)s)")
+    drill.add_argument("--workers", type=int, default=DrillSettings.workers,
+                       help="client threads driving load (default: %(default)s)")
+    drill.add_argument("--rate", type=float, default=DrillSettings.rate_per_worker,
+                       help="requests per second per client thread (default: %(default)s)")
+    drill.add_argument("--fault-seconds", type=float, default=DrillSettings.fault_seconds,
+                       help="how long load runs after each fault (default: %(default)s)")
+    drill.add_argument("--first-request-bound-ms", type=float, default=DrillSettings.first_request_bound_ms,
+                       help="restart drill: bound on the first request's latency (default: %(default)s)")
+    drill.add_argument("--gate-max-drop", type=float, default=DrillSettings.gate_max_drop,
+                       help="canary gate: largest hit-rate drop vs stable that still promotes (default: %(default)s)")
     drill.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     drill.set_defaults(func=_drill)
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from drills import SCENARIOS, DrillConfig, DrillSettings, format_report, run_drills
+    from drills import SCENARIOS, DrillConfig, format_report, run_drills
     from drills.runner import results_as_dicts
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")

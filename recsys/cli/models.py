@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recsys.workflow import RUN_SECTIONS
 from recsys_base.errors import ConfigError
 
 # Flags that override single settings of the run config: flag -> (section, field, type).
@@ -20,9 +21,12 @@ OVERRIDES = {
 
 
 def _add_run_config_flags(parser) -> None:
-    parser.add_argument("--config", type=Path, help="JSON run config (sections retrieval, ranking, train, recommend)")
-    for flag, (_, _, kind) in OVERRIDES.items():
-        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, help=f"override {flag}")
+    parser.add_argument("--config", type=Path, help=f"JSON run config (sections {', '.join(RUN_SECTIONS)})")
+    for flag, (sections, field, kind) in OVERRIDES.items():
+        # None means "not given": the config file's value (or the dataclass default) stays.
+        default = getattr(RUN_SECTIONS[sections if isinstance(sections, str) else sections[0]], field)
+        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind,
+                            help=f"override {field} (default without --config: {default})")
     parser.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (for GPUs)")
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from recsys_base.errors import ConfigError
 from serving import contract
+from serving.deployment import POLICIES, DeploymentConfig
+from serving.server.app import ServerConfig
+
+MIB = 1024 * 1024
 
 MODEL_SERVER_BINARY = "tensorflow_model_server"
 
@@ -26,14 +30,20 @@ def register(subparsers) -> None:
     )
     serve.add_argument("--model-base", type=Path, required=True, help="directory holding <model>/<version>/ SavedModels")
     serve.add_argument("--config", type=Path, help="models.config (text ModelServerConfig); default: generated for the models found")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (embedded server; TF Serving binds all)")
-    serve.add_argument("--port", type=int, default=8500, help="gRPC port (0: pick a free one)")
-    serve.add_argument("--rest-port", type=int, default=8501, help="REST/metrics port (0: pick a free one)")
+    serve.add_argument("--host", default=ServerConfig.host,
+                       help="address to bind (embedded server; TF Serving binds all; default: %(default)s)")
+    serve.add_argument("--port", type=int, default=contract.GRPC_PORT, help="gRPC port (0: pick a free one; default: %(default)s)")
+    serve.add_argument("--rest-port", type=int, default=contract.REST_PORT,
+                       help="REST/metrics port (0: pick a free one; default: %(default)s)")
     serve.add_argument("--batching-config", type=Path, help="BatchingParameters file; enables batching")
     serve.add_argument("--monitoring-config", type=Path, help="MonitoringConfig file (Prometheus path); default: generated")
-    serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new model versions")
-    serve.add_argument("--config-poll-seconds", type=float, default=60.0, help="how often to re-read --config (0: never)")
-    serve.add_argument("--max-message-mb", type=int, default=16, help="largest gRPC message accepted, in MiB")
+    serve.add_argument("--poll-seconds", type=float, default=ServerConfig.poll_seconds,
+                       help="how often to look for new model versions (default: %(default)s)")
+    # TF Serving's cadence, as in the generated deployment (the embedded server's own default is never).
+    serve.add_argument("--config-poll-seconds", type=float, default=DeploymentConfig.model_config_file_poll_wait_seconds,
+                       help="how often to re-read --config (0: never; default: %(default)s)")
+    serve.add_argument("--max-message-mb", type=int, default=ServerConfig.max_message_bytes // MIB,
+                       help="largest gRPC message accepted, in MiB (default: %(default)s)")
     serve.add_argument("--embedded", action="store_true", help="use the embedded server even if tensorflow_model_server is on PATH")
     serve.set_defaults(func=_serve)
 
@@ -43,23 +53,30 @@ def register(subparsers) -> None:
         description="Generates TF Serving deployment files for the retrieval, ranking and recommend models.",
     )
     config.add_argument("--out", type=Path, required=True, help="directory to write into")
-    config.add_argument("--model-base", default="/models", help="model base path as the server sees it (default: /models in the container)")
-    config.add_argument("--models", nargs="+", default=list(contract.MODELS), help="models to serve")
-    config.add_argument("--policy", choices=("latest", "all", "specific"), default="latest", help="model version policy")
-    config.add_argument("--num-versions", type=int, default=2, help="versions kept loaded with --policy latest")
+    config.add_argument("--model-base", default=DeploymentConfig.model_base,
+                        help="model base path as the server sees it (default: %(default)s in the container)")
+    config.add_argument("--models", nargs="+", default=list(DeploymentConfig.models), help="models to serve")
+    config.add_argument("--policy", choices=POLICIES, default=DeploymentConfig.version_policy,
+                        help="model version policy (default: %(default)s)")
+    config.add_argument("--num-versions", type=int, default=DeploymentConfig.num_versions,
+                        help="versions kept loaded with --policy latest (default: %(default)s)")
     config.add_argument("--versions", type=int, nargs="+", default=(), help="versions served with --policy specific")
-    config.add_argument("--stable", type=int, help="version labelled 'stable'")
-    config.add_argument("--canary", type=int, help="version labelled 'canary'")
-    config.add_argument("--max-batch-size", type=int, default=64)
-    config.add_argument("--batch-timeout-micros", type=int, default=2000)
-    config.add_argument("--replicas", type=int, default=2)
-    config.add_argument("--image", default="tensorflow/serving:2.18.0-gpu", help="TF Serving image for docker-compose/Kubernetes")
+    config.add_argument("--stable", type=int, help=f"version labelled {contract.STABLE_LABEL!r}")
+    config.add_argument("--canary", type=int, help=f"version labelled {contract.CANARY_LABEL!r}")
+    config.add_argument("--max-batch-size", type=int, default=DeploymentConfig.max_batch_size,
+                        help="largest server-side batch, in rows (default: %(default)s)")
+    config.add_argument("--batch-timeout-micros", type=int, default=DeploymentConfig.batch_timeout_micros,
+                        help="longest a batch waits to fill (default: %(default)s)")
+    config.add_argument("--replicas", type=int, default=DeploymentConfig.replicas,
+                        help="server replicas in docker-compose/Kubernetes (default: %(default)s)")
+    config.add_argument("--image", default=DeploymentConfig.image,
+                        help="TF Serving image for docker-compose/Kubernetes (default: %(default)s)")
     config.add_argument("--configs-only", action="store_true", help="write only the three TF Serving config files")
     config.set_defaults(func=_serve_config)
 
 
 def _serve_config(args: argparse.Namespace) -> int:
-    from serving.deployment import DeploymentConfig, write_configs, write_deployment
+    from serving.deployment import write_configs, write_deployment
 
     deployment = DeploymentConfig(
         model_base=args.model_base,
@@ -81,7 +98,7 @@ def _serve_config(args: argparse.Namespace) -> int:
 
 
 def _local_configs(model_base: Path, out_dir: Path) -> dict[str, Path]:
-    from serving.deployment import DeploymentConfig, write_configs
+    from serving.deployment import write_configs
 
     models = tuple(model for model in contract.MODELS if (model_base / model).is_dir())
     if not models:
@@ -106,7 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run_model_server(binary: str, args, models_config: Path, monitoring_config: Path) -> int:
-    from serving.deployment import DeploymentConfig, server_flags
+    from serving.deployment import server_flags
 
     # TF Serving takes whole seconds; 0 turns its config polling off as ours.
     deployment = DeploymentConfig(
@@ -130,7 +147,7 @@ def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
 
     print(f"recsys serve: {MODEL_SERVER_BINARY} not on PATH or --embedded given; starting the embedded server", flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from serving.server import ServerConfig, serve
+    from serving.server import serve
 
     handle = serve(
         ServerConfig(
@@ -144,7 +161,7 @@ def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
             enable_batching=args.batching_config is not None,
             batching_parameters_file=args.batching_config,
             monitoring_config_file=monitoring_config,
-            max_message_bytes=args.max_message_mb * 1024 * 1024,
+            max_message_bytes=args.max_message_mb * MIB,
         )
     )
     print(f"recsys serve: gRPC on {args.host}:{handle.port}, REST/metrics on {args.host}:{handle.rest_port}", flush=True)

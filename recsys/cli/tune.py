@@ -10,32 +10,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from recommenders.models.config import TrainConfig
 from recsys.cli.data import _optional_float, _optional_int
-from recsys_base.errors import ConfigError
+from tuning.config import TUNERS, TuningConfig
+from tuning.space import KINDS
 
 
 def register(subparsers) -> None:
     """Adds the ``tune`` command to the ``recsys`` parser."""
     tune = subparsers.add_parser("tune", help="search hyperparameters with Keras Tuner; export the best")
     tune.add_argument("--data", required=True, type=Path, help="prepared data directory (recsys data generate/import)")
-    tune.add_argument("--kind", choices=("retrieval", "ranking"), default="retrieval", help="which model to tune")
-    tune.add_argument("--tuner", choices=("random", "bayesian", "hyperband", "grid"), default="random",
-                      help="search algorithm (keras-tuner oracle)")
+    tune.add_argument("--kind", choices=KINDS, default=TuningConfig.kind, help="which model to tune (default: %(default)s)")
+    tune.add_argument("--tuner", choices=TUNERS, default=TuningConfig.tuner,
+                      help="search algorithm (keras-tuner oracle; default: %(default)s)")
     tune.add_argument("--objective", help="HR@K or MRR@K (retrieval, default HR@20); click_auc, cart_auc, "
                                           "purchase_auc or mean_auc (ranking, default click_auc)")
-    tune.add_argument("--max-trials", type=int, default=10, help="trial budget")
-    tune.add_argument("--time-limit", type=_optional_float, default=None, metavar="SECONDS",
+    tune.add_argument("--max-trials", type=int, default=TuningConfig.max_trials, help="trial budget (default: %(default)s)")
+    tune.add_argument("--time-limit", type=_optional_float, default=TuningConfig.time_limit_seconds, metavar="SECONDS",
                       help="start no new trial after this many seconds (running ones finish)")
-    tune.add_argument("--epochs", type=int, default=8, help="epochs per trial (early stopping may end sooner; "
-                                                            "hyperband's maximum)")
-    tune.add_argument("--max-length", type=int, default=20, help="session events the models see")
+    tune.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs per trial (early stopping may end "
+                                                                         "sooner; hyperband's maximum; default: %(default)s)")
+    tune.add_argument("--max-length", type=int, default=TrainConfig.max_length,
+                      help="session events the models see (default: %(default)s)")
     tune.add_argument("--space", type=Path, help="JSON or YAML file overriding search space entries")
-    tune.add_argument("--validation-cases", type=_optional_int, default=20_000,
-                      help="retrieval: score trials on at most this many validation cases ('none': all)")
-    tune.add_argument("--max-failures", type=int, default=3, help="stop after this many consecutive failed trials")
-    tune.add_argument("--seed", type=int, default=0, help="search and training seed")
-    tune.add_argument("--directory", type=Path, default=Path("runs/tuning"), help="where trials, logs and "
-                                                                                  "TensorBoard files go")
+    tune.add_argument("--validation-cases", type=_optional_int, default=TuningConfig.max_validation_cases,
+                      help="retrieval: score trials on at most this many validation cases ('none': all; "
+                           "default: %(default)s)")
+    tune.add_argument("--max-failures", type=int, default=TuningConfig.max_consecutive_failed_trials,
+                      help="stop after this many consecutive failed trials (default: %(default)s)")
+    tune.add_argument("--seed", type=int, default=TuningConfig.seed, help="search and training seed (default: %(default)s)")
+    tune.add_argument("--directory", type=Path, default=Path(TuningConfig.directory),
+                      help="where trials, logs and TensorBoard files go (default: %(default)s)")
     tune.add_argument("--project", help="project name under --directory (default: the kind); rerun to resume")
     tune.add_argument("--overwrite", action="store_true", help="start the project afresh instead of resuming")
     tune.add_argument("--leaderboard", type=Path, help="CSV file for the leaderboard "
@@ -46,18 +51,15 @@ def register(subparsers) -> None:
 
 
 def _tune(args) -> int:
-    from tuning.config import TuningConfig
     from tuning.space import load_space
 
     # Every input is checked before TensorFlow loads, so mistakes answer at once.
-    if args.epochs < 1 or args.max_length < 2:
-        raise ConfigError(f"--epochs must be >= 1 and --max-length >= 2, got {args.epochs} and {args.max_length}")
+    train_config = TrainConfig(epochs=args.epochs, max_length=args.max_length, seed=args.seed, verbose=0).validate()
     config = TuningConfig(kind=args.kind, tuner=args.tuner, objective=args.objective, max_trials=args.max_trials,
                           time_limit_seconds=args.time_limit, max_validation_cases=args.validation_cases,
                           max_consecutive_failed_trials=args.max_failures, seed=args.seed,
                           directory=str(args.directory), project_name=args.project, overwrite=args.overwrite,
-                          space_file=str(args.space) if args.space else None)
-    config.validate()
+                          space_file=str(args.space) if args.space else None).validate()
     load_space(args.kind, args.space)
 
     from recommenders.data.dataset import load_prepared
@@ -66,10 +68,8 @@ def _tune(args) -> int:
 
     import pandas as pd
 
-    from recommenders.models.config import TrainConfig
     from tuning.search import retrain_and_export, run_search
 
-    train_config = TrainConfig(epochs=args.epochs, max_length=args.max_length, seed=args.seed, verbose=0)
     result = run_search(prepared, config, train_config=train_config)
     if result.role == "worker":
         print(f"worker {result.tuner.tuner_id} done; the chief holds the leaderboard")

@@ -8,8 +8,6 @@ import numpy as np
 
 from serving import contract
 
-DEFAULT_EVENT_TYPE = "view"
-
 
 def normalize_session(session) -> list[tuple[str, str, int]]:
     """``session`` as (item_id, event_type, timestamp) events, oldest first.
@@ -22,7 +20,7 @@ def normalize_session(session) -> list[tuple[str, str, int]]:
     events = []
     for position, event in enumerate(session):
         if isinstance(event, str):
-            events.append((event, DEFAULT_EVENT_TYPE, 0))
+            events.append((event, contract.VIEW, 0))
         elif isinstance(event, (tuple, list)) and len(event) == 3 and isinstance(event[0], str) and isinstance(event[1], str):
             try:
                 events.append((event[0], event[1], int(event[2])))

@@ -100,3 +100,11 @@ OUTPUTS = {
 # Version labels the deployment config and the clients use for canary releases.
 STABLE_LABEL = "stable"
 CANARY_LABEL = "canary"
+
+# TF Serving's ports, which the generated deployment, the embedded server and ``recsys
+# serve`` all listen on by default.
+GRPC_PORT = 8500
+REST_PORT = 8501
+# The largest gRPC message the server accepts and the client sends or receives by default:
+# one limit for both sides, or a batch one side allows would fail on the other.
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recsys_base.errors import ConfigError
+from serving import contract
 from serving.config_files import read_batching_options, read_model_server_config, read_prometheus_path
 from serving.server.batching import BatchingOptions
 
 log = logging.getLogger(__name__)
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,24 +32,25 @@ class ServerConfig:
     ``port``/``rest_port`` 0 pick a free port; ``rest_port`` None disables HTTP (metrics
     and model status). ``config_poll_seconds`` > 0 re-reads the models config when it
     changes (TF Serving's --model_config_file_poll_wait_seconds). Relative base paths in the models config resolve against
-    ``model_base``, and no base path may leave it.
+    ``model_base``, and no base path may leave it. :func:`serve` validates it.
     """
 
     model_config_file: Path
     model_base: Path | None = None
     host: str = "127.0.0.1"
-    port: int = 8500
+    port: int = contract.GRPC_PORT
     rest_port: int | None = None
     poll_seconds: float = 1.0
     config_poll_seconds: float = 0.0
     enable_batching: bool = False
     batching_parameters_file: Path | None = None
     monitoring_config_file: Path | None = None
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_message_bytes: int = contract.DEFAULT_MAX_MESSAGE_BYTES
     tls: ServerTls | None = None
     workers: int = 64
 
-    def __post_init__(self):
+    def validate(self) -> ServerConfig:
+        """Checks every field; returns ``self``."""
         for name in ("port", "rest_port"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:
@@ -63,6 +64,7 @@ class ServerConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.batching_parameters_file is not None and not self.enable_batching:
             raise ConfigError("a batching parameters file needs enable_batching (as --enable_batching does)")
+        return self
 
     def batching(self) -> BatchingOptions | None:
         """The batching options in effect (None: batching off)."""
@@ -108,6 +110,7 @@ def serve(config: ServerConfig) -> ServerHandle:
     from serving.server.metrics import ServerMetrics
     from serving.server.service import ModelService, PredictionService
 
+    config.validate()
     entries = model_entries(read_model_server_config(config.model_config_file), config.model_base)
     metrics_path = read_prometheus_path(config.monitoring_config_file) if config.monitoring_config_file else None
     metrics = ServerMetrics()

@@ -23,15 +23,21 @@ from serving.server.errors import RequestFailed
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    """TF Serving's batching parameters (the subset this server implements)."""
+    """TF Serving's batching parameters (the subset this server implements).
 
-    max_batch_size: int = 32
-    batch_timeout_micros: int = 1000
+    ``validate()`` runs where options enter: :func:`serving.config_files.read_batching_options`.
+    """
+
+    # The production defaults: the generated TF Serving deployment (serving/deployment.py)
+    # uses them too, so both servers batch alike unless told otherwise.
+    max_batch_size: int = 64
+    batch_timeout_micros: int = 2000
     max_enqueued_batches: int = 100
-    num_batch_threads: int = 2
+    num_batch_threads: int = 4
     pad_variable_length_inputs: bool = True
 
-    def __post_init__(self):
+    def validate(self) -> BatchingOptions:
+        """Checks every field; returns ``self``."""
         from recsys_base.errors import ConfigError
 
         for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
@@ -39,6 +45,7 @@ class BatchingOptions:
                 raise ConfigError(f"batching parameter {name} must be >= 1, got {getattr(self, name)}")
         if self.batch_timeout_micros < 0:
             raise ConfigError(f"batching parameter batch_timeout_micros must be >= 0, got {self.batch_timeout_micros}")
+        return self
 
 
 @dataclass(eq=False)  # identity: the queue removes tasks, and arrays have no truth value

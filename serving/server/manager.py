@@ -127,7 +127,7 @@ class ModelManager:
 
         manager = ModelManager(entries, batching=None)
         manager.poll()                        # load what the policies want
-        servable = manager.servable("recommend", version=None, label="stable")
+        servable = manager.servable(contract.RECOMMEND_MODEL, version=None, label=contract.STABLE_LABEL)
     """
 
     def __init__(self, entries: list[ModelEntry], batching: BatchingOptions | None = None, metrics=None):

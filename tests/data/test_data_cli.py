@@ -154,14 +154,17 @@ def test_existing_output_is_refused_without_overwrite(tmp_path, capsys):
     assert not (out / "keep").exists()
 
 
-def test_flag_help_states_the_config_defaults():
+def test_flag_help_states_the_config_defaults(capsys):
     from recommenders.data.cleaning import CleaningConfig
     from recommenders.data.split import SplitConfig
     from recsys.cli.data import CLEANING_FLAGS, SPLIT_FLAGS
 
+    with pytest.raises(SystemExit):
+        main(["data", "generate", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps help lines
     for flags, config in ((CLEANING_FLAGS, CleaningConfig()), (SPLIT_FLAGS, SplitConfig())):
         for name, (_, text) in flags.items():
-            assert text.endswith(f"(default {getattr(config, name):g})"), name
+            assert f"{text} (default {getattr(config, name)})" in shown, name
 
 
 def test_report_of_a_non_prepared_directory(tmp_path, capsys):

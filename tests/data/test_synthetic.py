@@ -274,4 +274,4 @@ def test_dirt_is_only_added_rows(clean_shop, dirty_shop):
 )
 def test_bad_config_fields_are_named(overrides, field):
     with pytest.raises(ConfigError, match=rf"SyntheticShopConfig\.{field}\b"):
-        SyntheticShopConfig.small(**overrides)
+        SyntheticShopConfig.small(**overrides).validate()

@@ -115,7 +115,7 @@ def test_committed_deploy_directory_matches_the_generator(tmp_path):
 )
 def test_bad_deployment_options_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
-        DeploymentConfig(**options)
+        DeploymentConfig(**options).validate()
 
 
 def test_unparseable_config_files_name_the_file(tmp_path):

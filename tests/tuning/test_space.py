@@ -1,5 +1,6 @@
 """Search spaces: defaults, file overrides, and a clear error for every kind of bad file."""
 
+import dataclasses
 import json
 
 import pytest
@@ -64,6 +65,7 @@ def test_json_file_with_an_integer_for_a_float_field_is_accepted(tmp_path):
     ("retrieval:\n  optimizer: {min: 1, max: 2}\n", "retrieval.optimizer is not numeric"),
     ("retrieval:\n  embedding_dim: []\n", "retrieval.embedding_dim lists no values"),
     ("retrieval:\n  epochs: [1, 2]\n", "retrieval.epochs cannot be tuned"),
+    ("retrieval:\n  xla: [true, false]\n", "retrieval.xla cannot be tuned"),
     ("retrieval:\n  deep_units: [8]\n", "retrieval.deep_units is not a RetrievalConfig"),
     ("ranking:\n  deep_units: [8]\n", "ranking.deep_units cannot be tuned"),
     ("retreival:\n  dropout: 0.1\n", "top-level keys must be retrieval and/or ranking, got ['retreival']"),
@@ -78,6 +80,14 @@ def test_bad_file_names_the_bad_key_or_value(tmp_path, text, message):
     assert str(error.value).startswith(f"{path}: ")
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_every_non_tunable_name_is_a_train_config_field():
+    # A stale name (a renamed field) would leave the real field tunable by accident.
+    from recommenders.models.config import TrainConfig
+    from tuning import space
+
+    assert space._NOT_TUNABLE <= {field.name for field in dataclasses.fields(TrainConfig)}
 
 
 def test_invalid_json_and_missing_file(tmp_path):

@@ -14,7 +14,8 @@ from recsys.cli import main
     (["--objective", "NDCG@20"], "retrieval objective must be HR@K or MRR@K (e.g. HR@20), got 'NDCG@20'"),
     (["--kind", "ranking", "--objective", "HR@20"], "ranking objective must be one of click_auc, cart_auc"),
     (["--time-limit", "0"], "time limit must be positive seconds, got 0.0"),
-    (["--epochs", "0"], "--epochs must be >= 1 and --max-length >= 2, got 0 and 20"),
+    (["--epochs", "0"], "epochs must be at least 1, got 0"),
+    (["--max-length", "1"], "max_length must be at least 2, got 1"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, flags, message):
     space = tmp_path / "space.yaml"

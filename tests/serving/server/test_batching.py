@@ -117,7 +117,7 @@ def test_inputs_with_different_batch_sizes_are_rejected_naming_them():
 
 def test_bad_batching_parameters_are_config_errors():
     with pytest.raises(ConfigError, match="max_batch_size must be >= 1"):
-        BatchingOptions(max_batch_size=0)
+        BatchingOptions(max_batch_size=0).validate()
 
 
 def _Task(arrays):
