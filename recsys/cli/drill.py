@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from drills.scenarios import DrillSettings
+from recsys.cli.flags import field_flag, field_values
 
 
 def register(subparsers) -> None:
@@ -25,18 +26,15 @@ def register(subparsers) -> None:
                        help="exported models directory (saved_models/); default: the toy contract models")
     drill.add_argument("--holdout", type=Path, help="prepared data directory whose test split feeds the canary gate (with --model-base)")
     drill.add_argument("--workdir", type=Path, help="where the drills copy models and write logs (default: a temporary directory)")
-    drill.add_argument("--replicas", type=int, default=DrillSettings.replicas,
-                       help="replicas in the kill drill (>= 2; default: %(default)s)")
-    drill.add_argument("--workers", type=int, default=DrillSettings.workers,
-                       help="client threads driving load (default: %(default)s)")
-    drill.add_argument("--rate", type=float, default=DrillSettings.rate_per_worker,
-                       help="requests per second per client thread (default: %(default)s)")
-    drill.add_argument("--fault-seconds", type=float, default=DrillSettings.fault_seconds,
-                       help="how long load runs after each fault (default: %(default)s)")
-    drill.add_argument("--first-request-bound-ms", type=float, default=DrillSettings.first_request_bound_ms,
-                       help="restart drill: bound on the first request's latency (default: %(default)s)")
-    drill.add_argument("--gate-max-drop", type=float, default=DrillSettings.gate_max_drop,
-                       help="canary gate: largest hit-rate drop vs stable that still promotes (default: %(default)s)")
+    for field, text, flag in (
+        ("replicas", "replicas in the kill drill (>= 2)", None),
+        ("workers", "client threads driving load", None),
+        ("rate_per_worker", "requests per second per client thread", "--rate"),
+        ("fault_seconds", "how long load runs after each fault", None),
+        ("first_request_bound_ms", "restart drill: bound on the first request's latency", None),
+        ("gate_max_drop", "canary gate: largest hit-rate drop vs stable that still promotes", None),
+    ):
+        field_flag(drill, DrillSettings, field, text, flag)
     drill.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     drill.set_defaults(func=_drill)
 
@@ -46,10 +44,7 @@ def _drill(args: argparse.Namespace) -> int:
     from drills.runner import results_as_dicts
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    settings = DrillSettings(
-        replicas=args.replicas, workers=args.workers, rate_per_worker=args.rate, fault_seconds=args.fault_seconds,
-        first_request_bound_ms=args.first_request_bound_ms, gate_max_drop=args.gate_max_drop,
-    )
+    settings = DrillSettings(**field_values(args, DrillSettings))
     config = DrillConfig(scenarios=tuple(args.scenarios or SCENARIOS), model_base=args.model_base,
                          holdout=args.holdout, workdir=args.workdir, settings=settings)
     results = run_drills(config)

@@ -8,24 +8,25 @@ from pathlib import Path
 from recsys.workflow import RUN_SECTIONS
 from recsys_base.errors import ConfigError
 
-# Flags that override single settings of the run config: flag -> (section, field, type).
+# Flags that override single settings of the run config: field -> the section(s) it sets.
 OVERRIDES = {
-    "epochs": ("train", "epochs", int),
-    "batch_size": ("train", "batch_size", int),
-    "learning_rate": ("train", "learning_rate", float),
-    "max_length": ("train", "max_length", int),
-    "seed": ("train", "seed", int),
-    "embedding_dim": (("retrieval", "ranking"), "embedding_dim", int),
-    "lstm_units": (("retrieval", "ranking"), "lstm_units", int),
+    "epochs": ("train",),
+    "batch_size": ("train",),
+    "learning_rate": ("train",),
+    "max_length": ("train",),
+    "seed": ("train",),
+    "embedding_dim": ("retrieval", "ranking"),
+    "lstm_units": ("retrieval", "ranking"),
 }
 
 
 def _add_run_config_flags(parser) -> None:
     parser.add_argument("--config", type=Path, help=f"JSON run config (sections {', '.join(RUN_SECTIONS)})")
-    for flag, (sections, field, kind) in OVERRIDES.items():
-        # None means "not given": the config file's value (or the dataclass default) stays.
-        default = getattr(RUN_SECTIONS[sections if isinstance(sections, str) else sections[0]], field)
-        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind,
+    for field, sections in OVERRIDES.items():
+        # No argparse default: None means "not given", so the config file's value (or the
+        # dataclass default) stays. The type is the field's.
+        default = getattr(RUN_SECTIONS[sections[0]], field)
+        parser.add_argument(f"--{field.replace('_', '-')}", dest=field, type=type(default),
                             help=f"override {field} (default without --config: {default})")
     parser.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (for GPUs)")
 
@@ -35,10 +36,10 @@ def run_config(args):
     from recsys.workflow import RunConfig
 
     values = (RunConfig.from_file(args.config) if args.config else RunConfig()).to_dict()
-    for flag, (sections, field, _) in OVERRIDES.items():
-        value = getattr(args, flag)
+    for field, sections in OVERRIDES.items():
+        value = getattr(args, field)
         if value is not None:
-            for section in (sections,) if isinstance(sections, str) else sections:
+            for section in sections:
                 values[section][field] = value
     if args.mixed_precision:
         values["train"]["mixed_precision"] = True

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from recsys.cli.flags import field_flag, field_values
 from recsys_base.errors import ConfigError
 from serving import contract
 from serving.deployment import POLICIES, DeploymentConfig
@@ -58,19 +59,17 @@ def register(subparsers) -> None:
     config.add_argument("--models", nargs="+", default=list(DeploymentConfig.models), help="models to serve")
     config.add_argument("--policy", choices=POLICIES, default=DeploymentConfig.version_policy,
                         help="model version policy (default: %(default)s)")
-    config.add_argument("--num-versions", type=int, default=DeploymentConfig.num_versions,
-                        help="versions kept loaded with --policy latest (default: %(default)s)")
+    field_flag(config, DeploymentConfig, "num_versions", "versions kept loaded with --policy latest")
     config.add_argument("--versions", type=int, nargs="+", default=(), help="versions served with --policy specific")
     config.add_argument("--stable", type=int, help=f"version labelled {contract.STABLE_LABEL!r}")
     config.add_argument("--canary", type=int, help=f"version labelled {contract.CANARY_LABEL!r}")
-    config.add_argument("--max-batch-size", type=int, default=DeploymentConfig.max_batch_size,
-                        help="largest server-side batch, in rows (default: %(default)s)")
-    config.add_argument("--batch-timeout-micros", type=int, default=DeploymentConfig.batch_timeout_micros,
-                        help="longest a batch waits to fill (default: %(default)s)")
-    config.add_argument("--replicas", type=int, default=DeploymentConfig.replicas,
-                        help="server replicas in docker-compose/Kubernetes (default: %(default)s)")
-    config.add_argument("--image", default=DeploymentConfig.image,
-                        help="TF Serving image for docker-compose/Kubernetes (default: %(default)s)")
+    for field, text in (
+        ("max_batch_size", "largest server-side batch, in rows"),
+        ("batch_timeout_micros", "longest a batch waits to fill"),
+        ("replicas", "server replicas in docker-compose/Kubernetes"),
+        ("image", "TF Serving image for docker-compose/Kubernetes"),
+    ):
+        field_flag(config, DeploymentConfig, field, text)
     config.add_argument("--configs-only", action="store_true", help="write only the three TF Serving config files")
     config.set_defaults(func=_serve_config)
 
@@ -78,19 +77,14 @@ def register(subparsers) -> None:
 def _serve_config(args: argparse.Namespace) -> int:
     from serving.deployment import write_configs, write_deployment
 
-    deployment = DeploymentConfig(
-        model_base=args.model_base,
-        models=tuple(args.models),
-        version_policy=args.policy,
-        num_versions=args.num_versions,
-        specific_versions=tuple(args.versions),
-        stable_version=args.stable,
-        canary_version=args.canary,
-        max_batch_size=args.max_batch_size,
-        batch_timeout_micros=args.batch_timeout_micros,
-        replicas=args.replicas,
-        image=args.image,
-    )
+    deployment = DeploymentConfig(**{
+        **field_values(args, DeploymentConfig),  # --model-base, --num-versions, batching, --replicas, --image
+        "models": tuple(args.models),
+        "version_policy": args.policy,
+        "specific_versions": tuple(args.versions),
+        "stable_version": args.stable,
+        "canary_version": args.canary,
+    })
     written = (write_configs if args.configs_only else write_deployment)(deployment, args.out)
     for path in written.values():
         print(path)
