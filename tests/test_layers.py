@@ -98,6 +98,14 @@ def test_no_two_packages_import_each_other():
     assert not mutual, f"packages importing each other: {mutual}"
 
 
+def test_the_thin_client_imports_only_the_contract():
+    # Not even the base: importing recsys_base switches TensorFlow to Keras 2 in the
+    # process of the backend service that imports the client.
+    for module in (m for m in MODULES if group_of(m)[1] == "client"):
+        outside = sorted(t for t in GRAPH[module] if group_of(t)[1] not in ("client", "contract"))
+        assert not outside, f"{module} (thin client) imports {outside}: the client may import the contract only"
+
+
 def test_the_thin_client_never_reaches_tensorflow():
     seen, todo = set(), [m for m in MODULES if group_of(m)[1] == "client"]
     while todo:

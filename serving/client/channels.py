@@ -32,9 +32,11 @@ class TlsConfig:
     certificate_chain: bytes | None = None
     server_name: str | None = None  # overrides the name checked against the server certificate
 
-    def __post_init__(self):
+    def validate(self) -> TlsConfig:
+        """Checked where it enters, the client's constructor (ValueError: the client has no recsys_base)."""
         if (self.private_key is None) != (self.certificate_chain is None):
             raise ValueError("TLS: give both private_key and certificate_chain for a client certificate, or neither")
+        return self
 
 
 def channel_options(max_message_bytes: int, tls: TlsConfig | None) -> list[tuple[str, object]]:

@@ -46,7 +46,7 @@ class ClientBase:
         self.split = LabelSplit(label_split) if label_split else None
         self._backoff = (backoff_base_s, backoff_cap_s)
         self._connect_timeout_s = connect_timeout_s
-        self._tls = tls
+        self._tls = tls.validate() if tls is not None else None
         self._max_message_bytes = max_message_bytes
         self._rng = random.Random(seed)
         self._health = TargetHealth(list(targets))

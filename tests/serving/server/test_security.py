@@ -66,4 +66,4 @@ def test_oversized_requests_are_resource_exhausted(tls_server):
 
 def test_half_a_client_key_pair_is_refused():
     with pytest.raises(ValueError, match="both private_key and certificate_chain"):
-        TlsConfig(private_key=b"key")
+        RecommenderClient(["127.0.0.1:1"], tls=TlsConfig(private_key=b"key"))
