@@ -83,7 +83,7 @@ def run_drills(config: DrillConfig, progress: bool = True) -> list[DrillResult]:
             options = {"holdout": holdout} if name == "canary_rejected" else {}
             try:
                 results.append(SCENARIOS[name](workspace, config.settings, **options))
-            except Exception as error:
+            except Exception as error:  # a crashed drill is a failed drill, the others still run
                 log.exception("drill %s crashed", name)
                 results.append(DrillResult(name, False, notes=[f"crashed: {type(error).__name__}: {error}"]))
     return results

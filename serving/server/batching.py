@@ -162,7 +162,7 @@ class Batcher:
         if len(batch) > 1:
             try:
                 outputs = self._run(batch[0].signature, merge(batch))
-            except Exception:
+            except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours: rerun each alone
                 outputs = None
             total = sum(task.rows for task in batch)
             if outputs is not None and all(value.ndim and value.shape[0] == total for value in outputs.values()):
@@ -175,7 +175,7 @@ class Batcher:
         for task in batch:
             try:
                 task.result = self._run(task.signature, task.arrays)
-            except Exception as error:  # handed to the waiting request thread
+            except Exception as error:  # noqa: BLE001 - handed to the waiting request thread
                 task.error = error
             task.done.set()
 

@@ -66,7 +66,7 @@ class ParseErrorsAsInvalidArgument(grpc.ServerInterceptor):
         def deserialize(data: bytes):
             try:
                 return parse(data)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - protobuf raises DecodeError and friends
                 return _Unparsable(error)
 
         def answer(request, context):

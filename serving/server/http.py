@@ -17,7 +17,7 @@ def start_http(host: str, port: int, manager, metrics, metrics_path: str | None)
     """Starts serving on (host, port) in a daemon thread; returns the server (``.server_port``)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
+        def do_GET(self):  # http.server's naming
             if metrics_path and self.path == metrics_path:
                 self._send(200, metrics.exposition(), "text/plain; version=0.0.4")
             elif self.path.startswith("/v1/models/"):

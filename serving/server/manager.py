@@ -253,7 +253,7 @@ class ModelManager:
         try:
             servable = Servable(entry.name, version, path)
             replayed = self._warm_up(servable)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any load failure is reported, never fatal
             if isinstance(error, RequestFailed):
                 code = error.code
             elif hasattr(error, "error_code"):  # tf.errors.OpError carries its status code
@@ -302,7 +302,7 @@ class ModelManager:
             while not self._stop.wait(interval_s):
                 try:
                     self.poll()
-                except Exception:
+                except Exception:  # a failed poll must not end polling
                     log.exception("model poll failed")
 
         self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)

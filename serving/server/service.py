@@ -72,7 +72,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._manager = manager
         self._metrics = metrics
 
-    def Predict(self, request, context):
+    def Predict(self, request, context):  # noqa: N802 - gRPC method name
         name, version, label = _spec(request.model_spec)
         with _Answering(self._metrics, "Predict", name, context, self._manager.model_names()) as answering:
             servable = self._manager.servable(name, version, label)
@@ -97,7 +97,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                     response.outputs[output].CopyFrom(tf.make_tensor_proto(value))
             return response
 
-    def GetModelMetadata(self, request, context):
+    def GetModelMetadata(self, request, context):  # noqa: N802
         name, version, label = _spec(request.model_spec)
         with _Answering(self._metrics, "GetModelMetadata", name, context, self._manager.model_names()) as answering:
             fields = list(request.metadata_field)
@@ -123,13 +123,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 f"{method} is not implemented: the recommendation models export Predict signatures only; call Predict",
             )
 
-    def Classify(self, request, context):
+    def Classify(self, request, context):  # noqa: N802
         return self._unimplemented("Classify", request, context)
 
-    def Regress(self, request, context):
+    def Regress(self, request, context):  # noqa: N802
         return self._unimplemented("Regress", request, context)
 
-    def MultiInference(self, request, context):
+    def MultiInference(self, request, context):  # noqa: N802
         name = request.tasks[0].model_spec.name if request.tasks else ""
         with _Answering(self._metrics, "MultiInference", name, context, self._manager.model_names()):
             raise RequestFailed(
@@ -146,7 +146,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self._metrics = metrics
         self._model_base = model_base
 
-    def GetModelStatus(self, request, context):
+    def GetModelStatus(self, request, context):  # noqa: N802
         name, version, label = _spec(request.model_spec)
         with _Answering(self._metrics, "GetModelStatus", name, context, self._manager.model_names()):
             response = get_model_status_pb2.GetModelStatusResponse()
@@ -156,7 +156,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                 status.status.error_message = state.error_message
             return response
 
-    def HandleReloadConfigRequest(self, request, context):
+    def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         with _Answering(self._metrics, "HandleReloadConfigRequest", "", context, self._manager.model_names()):
             try:
                 entries = model_entries(request.config, self._model_base)

@@ -72,7 +72,7 @@ def test_a_new_version_is_picked_up_without_a_failed_request(served, trained_run
                 answered_by.add(client.predict(contract.RECOMMEND_MODEL, {
                     **_inputs(sessions), contract.K: np.array([5], np.int32),
                     contract.EXCLUDE_ITEM_IDS: np.array([[""]], dtype=object)}).version)
-            except Exception as exc:  # any failure is what this test counts
+            except Exception as exc:  # noqa: BLE001 - any failure is what this test counts
                 failures.append(repr(exc))
 
     load = threading.Thread(target=steady_load)

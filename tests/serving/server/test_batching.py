@@ -120,7 +120,7 @@ def test_bad_batching_parameters_are_config_errors():
         BatchingOptions(max_batch_size=0).validate()
 
 
-def _Task(arrays):
+def _Task(arrays):  # noqa: N802 - builds the private task type the merge step takes
     from serving.server.batching import _Task as Task
 
     return Task("s", arrays, 1, ())
