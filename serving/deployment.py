@@ -72,12 +72,22 @@ class DeploymentConfig:
                 raise ConfigError(f"{name} must be >= 1, got {value}")
         if not self.models:
             raise ConfigError("give at least one model to deploy")
-        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads", "replicas"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.replicas < 1:
+            raise ConfigError(f"replicas must be >= 1, got {self.replicas}")
+        self.batching_options().validate()  # the embedded server's checks: both servers refuse the same values
         if not self.prometheus_path.startswith("/"):
             raise ConfigError(f"prometheus_path must start with '/', got {self.prometheus_path!r}")
         return self
+
+    def batching_options(self) -> BatchingOptions:
+        """The batching fields as the embedded server's :class:`BatchingOptions`."""
+        return BatchingOptions(
+            max_batch_size=self.max_batch_size,
+            batch_timeout_micros=self.batch_timeout_micros,
+            max_enqueued_batches=self.max_enqueued_batches,
+            num_batch_threads=self.num_batch_threads,
+            pad_variable_length_inputs=self.pad_variable_length_inputs,
+        )
 
     def labels(self) -> dict[str, int]:
         """Version labels to write: stable/canary for the versions that are set."""
