@@ -13,6 +13,7 @@ from pathlib import Path
 from recommenders.data.cleaning import CleaningConfig
 from recommenders.data.split import SplitConfig
 from recommenders.data.synthetic import SyntheticShopConfig
+from recsys.cli.flags import optional_float, optional_int
 from recsys_base.errors import ConfigError
 
 FORMATS = ("csv", "parquet", "retailrocket", "diginetica-raw", "srgnn")
@@ -66,30 +67,16 @@ def register(subparsers) -> None:
     report.set_defaults(func=_report)
 
 
-def _optional(convert, kind: str):
-    def parse(text: str):
-        if text.lower() in ("none", "off"):
-            return None
-        try:
-            return convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind} or 'none', got {text!r}") from None
-
-    return parse
-
-
-_optional_int = _optional(int, "an integer")
-_optional_float = _optional(float, "a number")
 
 
 # flag name (= config field) -> (type, help); unset flags keep the config dataclasses' defaults.
 CLEANING_FLAGS = {
     "session_gap_minutes": (float, "inactivity that ends a session"),
-    "max_events_per_session": (_optional_int, "longer sessions are bots; 'none': no cap"),
-    "max_events_per_minute": (_optional_int, "faster sessions are bots; 'none': no cap"),
+    "max_events_per_session": (optional_int, "longer sessions are bots; 'none': no cap"),
+    "max_events_per_minute": (optional_int, "faster sessions are bots; 'none': no cap"),
     "min_item_support": (int, "items with fewer view/cart/purchase events are dropped"),
     "min_session_length": (int, "sessions with fewer view/cart/purchase events are dropped"),
-    "price_iqr_factor": (_optional_float, "price outlier fence on log price, in IQRs; 'none': off"),
+    "price_iqr_factor": (optional_float, "price outlier fence on log price, in IQRs; 'none': off"),
 }
 SPLIT_FLAGS = {
     "validation_fraction": (float, "share of sessions, latest by end time, for validation"),

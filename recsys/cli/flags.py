@@ -31,6 +31,24 @@ def field_flag(parser, config_class, field: str, help_text: str, flag: str | Non
                         help=f"{help_text} (default: %(default)s)")
 
 
+def _optional(convert, kind: str):
+    """An argparse type: ``convert(text)``, or None for ``none``/``off`` (a cap switched off)."""
+
+    def parse(text: str):
+        if text.lower() in ("none", "off"):
+            return None
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} or 'none', got {text!r}") from None
+
+    return parse
+
+
+optional_int = _optional(int, "an integer")
+optional_float = _optional(float, "a number")
+
+
 def field_values(args: argparse.Namespace, config_class) -> dict:
     """The parsed values of those of ``config_class``'s fields that have flags."""
     names = {field.name for field in dataclasses.fields(config_class)}

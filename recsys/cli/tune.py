@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recommenders.models.config import TrainConfig
-from recsys.cli.data import _optional_float, _optional_int
+from recsys.cli.flags import optional_float, optional_int
 from tuning.config import TUNERS, TuningConfig
 from tuning.space import KINDS
 
@@ -26,14 +26,14 @@ def register(subparsers) -> None:
     tune.add_argument("--objective", help="HR@K or MRR@K (retrieval, default HR@20); click_auc, cart_auc, "
                                           "purchase_auc or mean_auc (ranking, default click_auc)")
     tune.add_argument("--max-trials", type=int, default=TuningConfig.max_trials, help="trial budget (default: %(default)s)")
-    tune.add_argument("--time-limit", type=_optional_float, default=TuningConfig.time_limit_seconds, metavar="SECONDS",
+    tune.add_argument("--time-limit", type=optional_float, default=TuningConfig.time_limit_seconds, metavar="SECONDS",
                       help="start no new trial after this many seconds (running ones finish)")
     tune.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs per trial (early stopping may end "
                                                                          "sooner; hyperband's maximum; default: %(default)s)")
     tune.add_argument("--max-length", type=int, default=TrainConfig.max_length,
                       help="session events the models see (default: %(default)s)")
     tune.add_argument("--space", type=Path, help="JSON or YAML file overriding search space entries")
-    tune.add_argument("--validation-cases", type=_optional_int, default=TuningConfig.max_validation_cases,
+    tune.add_argument("--validation-cases", type=optional_int, default=TuningConfig.max_validation_cases,
                       help="retrieval: score trials on at most this many validation cases ('none': all; "
                            "default: %(default)s)")
     tune.add_argument("--max-failures", type=int, default=TuningConfig.max_consecutive_failed_trials,
