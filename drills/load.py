@@ -11,7 +11,7 @@ import numpy as np
 
 from serving import contract
 from serving.client import RecommenderClient, ServingError
-from serving.client.sessions import pad_rows, session_inputs
+from serving.client.sessions import exclude_inputs, session_inputs
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def recommend_inputs(session: list, k: int, exclude: tuple[str, ...] = ()) -> di
     """The Predict inputs of a one-row ``recommend`` request (as the client's ``recommend`` builds)."""
     inputs = session_inputs([session], [None], [None])
     inputs[contract.K] = np.array([k], dtype=np.int32)
-    inputs[contract.EXCLUDE_ITEM_IDS] = pad_rows([list(exclude)], "", object)
+    inputs.update(exclude_inputs([list(exclude)]))
     return inputs
 
 

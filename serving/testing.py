@@ -66,16 +66,19 @@ def _build_functions(tf, num_items: int, version: int):
         }
 
     @tf.function(input_signature=input_signature(contract.RETRIEVAL_MODEL))
-    def retrieve(session_item_ids, session_event_types, session_timestamps, user_id, query, k):
+    def retrieve(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k):
         return top_k(tf.shape(k)[0], k, tf.zeros([tf.shape(k)[0], num_items], tf.bool))
 
     @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
-    def recommend(session_item_ids, session_event_types, session_timestamps, user_id, query, k, exclude_item_ids):
-        excluded = tf.reduce_any(tf.equal(exclude_item_ids[:, :, None], ids[None, None, :]), axis=1)
+    def recommend(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k,
+                  exclude_item_ids, exclude_length):
+        # Only each row's own exclusions: past exclude_length lies TF Serving's batch padding.
+        own = tf.sequence_mask(exclude_length, tf.shape(exclude_item_ids)[1])
+        excluded = tf.reduce_any(tf.equal(exclude_item_ids[:, :, None], ids[None, None, :]) & own[:, :, None], axis=1)
         return top_k(tf.shape(k)[0], k, excluded)
 
     @tf.function(input_signature=input_signature(contract.RANKING_MODEL))
-    def rank(session_item_ids, session_event_types, session_timestamps, user_id, query, candidate_item_ids):
+    def rank(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, candidate_item_ids):
         candidate_scores = table.lookup(candidate_item_ids)
         probability = tf.sigmoid(candidate_scores - num_items / 2)
         return {

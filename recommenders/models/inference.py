@@ -16,7 +16,7 @@ tf = tensorflow()
 def session_inputs(cases: NextItemCases, max_length: int) -> dict[str, np.ndarray]:
     """The contract's session inputs for ``cases`` (their last ``max_length`` events)."""
     arrays = cases_to_arrays(cases, max_length)
-    features = arrays.features()
+    features = {**arrays.features(), contract.SESSION_LENGTH: arrays.lengths.astype(np.int32)}
     return {name: features[name] for name in contract.SESSION_INPUTS}
 
 
@@ -56,6 +56,7 @@ class SignatureRecommender:
         inputs[contract.K] = np.full(len(cases), k, dtype=np.int32)
         if contract.EXCLUDE_ITEM_IDS in self.input_names:
             inputs[contract.EXCLUDE_ITEM_IDS] = np.full((len(cases), 1), "", dtype=object)
+            inputs[contract.EXCLUDE_LENGTH] = np.zeros(len(cases), dtype=np.int32)
         return inputs
 
     def recommend(self, cases: NextItemCases, k: int) -> np.ndarray:

@@ -20,8 +20,28 @@ from serving.contract.specs import input_signature
 tf = tensorflow()
 
 
-def _features(session_item_ids, session_event_types, session_timestamps, user_id, query):
-    """Checks the session inputs agree in shape, naming the input that does not."""
+def _rows_within(values, lengths, name: str, length_name: str, padding):
+    """``values`` [B, W] with entries past each row's ``lengths`` [B] replaced by ``padding``.
+
+    Checks ``W >= 1`` and ``0 <= lengths <= W``, naming the inputs that break it.
+    """
+    width = tf.shape(values)[1]
+    checks = [
+        tf.debugging.assert_equal(tf.shape(lengths)[0], tf.shape(values)[0], message=f"{length_name} needs one entry per row of {name}"),
+        tf.debugging.assert_greater_equal(width, 1, message=f"{name} must be at least one column wide (pad with \"\" and set {length_name})"),
+        tf.debugging.assert_greater_equal(lengths, 0, message=f"{length_name} must be >= 0"),
+        tf.debugging.assert_less_equal(lengths, width, message=f"{length_name} must be at most the width of {name}"),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.where(tf.sequence_mask(lengths, width), values, tf.constant(padding, values.dtype))
+
+
+def _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query):
+    """The session inputs checked and cut to each row's ``session_length`` (the rest becomes ``""`` / 0).
+
+    What lies past a row's length is whatever TF Serving's batching padded with (copies
+    of the request's first element, see serving/contract), so the model must not read it.
+    """
     rows = tf.shape(session_item_ids)[0]
     checks = [
         tf.debugging.assert_equal(tf.shape(session_event_types), tf.shape(session_item_ids),
@@ -33,9 +53,11 @@ def _features(session_item_ids, session_event_types, session_timestamps, user_id
     ]
     with tf.control_dependencies(checks):
         return {
-            contract.SESSION_ITEM_IDS: tf.identity(session_item_ids),
-            contract.SESSION_EVENT_TYPES: session_event_types,
-            contract.SESSION_TIMESTAMPS: session_timestamps,
+            contract.SESSION_ITEM_IDS: _rows_within(session_item_ids, session_length, contract.SESSION_ITEM_IDS, contract.SESSION_LENGTH, ""),
+            contract.SESSION_EVENT_TYPES: _rows_within(
+                session_event_types, session_length, contract.SESSION_EVENT_TYPES, contract.SESSION_LENGTH, ""),
+            contract.SESSION_TIMESTAMPS: _rows_within(
+                session_timestamps, session_length, contract.SESSION_TIMESTAMPS, contract.SESSION_LENGTH, 0),
             contract.USER_ID: user_id,
             contract.QUERY: query,
         }
@@ -84,7 +106,7 @@ class RetrievalModule(tf.Module):
     >>> outputs = module.retrieve(
     ...     session_item_ids=tf.constant([["item_00001", "item_00002"]]),
     ...     session_event_types=tf.constant([["view", "cart"]]),
-    ...     session_timestamps=tf.constant([[1_700_000_000, 1_700_000_030]], tf.int64),
+    ...     session_timestamps=tf.constant([[1_700_000_000, 1_700_000_030]], tf.int64), session_length=tf.constant([2]),
     ...     user_id=tf.constant([""]), query=tf.constant(["red shoes"]), k=tf.constant([10]))
     >>> {name: (tensor.shape, tensor.dtype) for name, tensor in outputs.items()}
     {'item_ids': (TensorShape([1, 10]), tf.string), 'scores': (TensorShape([1, 10]), tf.float32)}
@@ -124,8 +146,8 @@ class RetrievalModule(tf.Module):
         return tf.where(known, values, tf.constant(float("-inf")))
 
     @tf.function(input_signature=input_signature(contract.RETRIEVAL_MODEL))
-    def retrieve(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k):
-        features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
+    def retrieve(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k):
+        features = _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query)
         max_k = _checked_max_k(k, tf.shape(session_item_ids)[0], self.num_items)
         scores, ids = self.candidates(self.catalog_scores(features), max_k)
         return _blank_past_k(scores, ids, k, max_k)
@@ -143,8 +165,8 @@ class RankingModule(tf.Module):
         return {**{output: probabilities[task] for task, output in RANKING_TASK_OUTPUTS.items()}, contract.SCORES: score}
 
     @tf.function(input_signature=input_signature(contract.RANKING_MODEL))
-    def rank(self, session_item_ids, session_event_types, session_timestamps, user_id, query, candidate_item_ids):
-        features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
+    def rank(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, candidate_item_ids):
+        features = _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query)
         tf.debugging.assert_equal(tf.shape(candidate_item_ids)[0], tf.shape(session_item_ids)[0],
                                   message=f"{contract.CANDIDATE_ITEM_IDS} needs one row per session")
         return self.rank_features(features, candidate_item_ids)
@@ -163,19 +185,25 @@ class RecommendModule(tf.Module):
         self.retrieval, self.ranking = retrieval, ranking
 
     @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
-    def recommend(self, session_item_ids, session_event_types, session_timestamps, user_id, query, k, exclude_item_ids):
-        features = _features(session_item_ids, session_event_types, session_timestamps, user_id, query)
+    def recommend(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k,
+                  exclude_item_ids, exclude_length):
+        features = _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query)
+        session_item_ids = features[contract.SESSION_ITEM_IDS]
         rows = tf.shape(session_item_ids)[0]
         max_k = _checked_max_k(k, rows, self.retrieval.num_items)
         tf.debugging.assert_equal(tf.shape(exclude_item_ids)[0], rows,
                                   message=f"{contract.EXCLUDE_ITEM_IDS} needs one row per session")
-        # Room for everything that may be filtered out, so k items remain whenever the catalog allows.
-        pool = tf.minimum(
-            self.retrieval.num_items,
-            tf.maximum(self.config.candidate_pool, max_k + tf.shape(exclude_item_ids)[1] + tf.shape(session_item_ids)[1]),
-        )
+        exclude_item_ids = _rows_within(exclude_item_ids, exclude_length, contract.EXCLUDE_ITEM_IDS, contract.EXCLUDE_LENGTH, "")
+        # Each row's pool has room for everything that may be filtered out, so k items
+        # remain whenever the catalog allows. It is sized from the row's own k and lengths,
+        # never from the batch's widths, so batching with other requests cannot change it.
+        row_pool = tf.minimum(self.retrieval.num_items,
+                              tf.maximum(self.config.candidate_pool, k + exclude_length + session_length))
         catalog_scores = self.retrieval.catalog_scores(features)
-        retrieved_scores, retrieved = self.retrieval.candidates(catalog_scores, pool)
+        retrieved_scores, retrieved = self.retrieval.candidates(catalog_scores, tf.reduce_max(row_pool))
+        in_row_pool = tf.sequence_mask(row_pool, tf.shape(retrieved)[1])
+        retrieved_scores = tf.where(in_row_pool, retrieved_scores, tf.constant(float("-inf")))
+        retrieved = tf.where(in_row_pool, retrieved, tf.constant(""))
         # Shoppers return to what they viewed or carted: the session's own items join the
         # pool (once each), scored by the retrieval model like every other candidate.
         own_scores = self.retrieval.item_scores(catalog_scores, session_item_ids)
@@ -191,13 +219,13 @@ class RecommendModule(tf.Module):
         ranked = self.ranking.rank_features(features, candidates)
         score = tf.math.log(ranked[contract.SCORES] + 1e-7) + self.config.retrieval_weight * retrieval_scores
 
-        purchased = tf.where(tf.equal(session_event_types, contract.PURCHASE), session_item_ids, tf.constant(""))
+        purchased = tf.where(tf.equal(features[contract.SESSION_EVENT_TYPES], contract.PURCHASE), session_item_ids, tf.constant(""))
         blocked = tf.concat([exclude_item_ids, purchased], axis=1)
         is_blocked = tf.reduce_any(
             tf.equal(candidates[:, :, tf.newaxis], blocked[:, tf.newaxis, :]) & tf.not_equal(blocked, "")[:, tf.newaxis, :],
             axis=-1,
         )
-        score = tf.where(is_blocked, tf.constant(float("-inf")), score)
+        score = tf.where(is_blocked | tf.math.is_inf(retrieval_scores), tf.constant(float("-inf")), score)
         top = _top_k_per_row(score, candidates, k, max_k)
         # A row whose pool was exhausted by exclusions must not return blocked items.
         exhausted = tf.math.is_inf(top[contract.SCORES])

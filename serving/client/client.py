@@ -78,7 +78,7 @@ class ClientBase:
         inputs = sessions.session_inputs([session], [user], [query])
         inputs[contract.K] = np.array([k], dtype=np.int32)
         if with_exclude:
-            inputs[contract.EXCLUDE_ITEM_IDS] = sessions.pad_rows([sessions.id_list(exclude, "exclude")], "", object)
+            inputs.update(sessions.exclude_inputs([exclude]))
         return inputs
 
     @staticmethod

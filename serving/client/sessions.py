@@ -33,21 +33,31 @@ def normalize_session(session) -> list[tuple[str, str, int]]:
 
 def pad_rows(rows: list[list], fill, dtype) -> np.ndarray:
     """A [len(rows), max width] array of ``rows`` right-padded with ``fill``."""
-    # A zero-width tensor is legal but trips some gather ops; one padding column is
-    # equivalent under the contract ("padding is ignored").
+    # At least one column: TF Serving's batching cannot pad an empty tensor and fails
+    # the whole batch (see serving/contract); the row lengths say the column is padding.
     width = max([len(row) for row in rows] + [1])
     return np.array([list(row) + [fill] * (width - len(row)) for row in rows], dtype=dtype)
 
 
 def session_inputs(sessions: list, users: list[str | None], queries: list[str | None]) -> dict[str, np.ndarray]:
-    """The five shared session inputs for a batch of sessions, padded to one length."""
+    """The shared session inputs for a batch of sessions, padded to one width, with each row's length."""
     normalized = [normalize_session(session) for session in sessions]
     return {
         contract.SESSION_ITEM_IDS: pad_rows([[e[0] for e in s] for s in normalized], "", object),
         contract.SESSION_EVENT_TYPES: pad_rows([[e[1] for e in s] for s in normalized], "", object),
         contract.SESSION_TIMESTAMPS: pad_rows([[e[2] for e in s] for s in normalized], 0, np.int64),
+        contract.SESSION_LENGTH: np.array([len(s) for s in normalized], dtype=np.int32),
         contract.USER_ID: np.array([user or "" for user in users], dtype=object),
         contract.QUERY: np.array([query or "" for query in queries], dtype=object),
+    }
+
+
+def exclude_inputs(rows: list[Sequence[str] | None]) -> dict[str, np.ndarray]:
+    """``exclude_item_ids`` and ``exclude_length`` for one exclusion list per session."""
+    lists = [id_list(row, "exclude") for row in rows]
+    return {
+        contract.EXCLUDE_ITEM_IDS: pad_rows(lists, "", object),
+        contract.EXCLUDE_LENGTH: np.array([len(row) for row in lists], dtype=np.int32),
     }
 
 

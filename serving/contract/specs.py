@@ -6,7 +6,7 @@ and the thin client send. Shapes are ``[None]`` (rank 1, ``[B]``) or ``[None, No
 (rank 2, ``[B, T]``); names are the contract's input names.
 
 >>> [spec.name for spec in input_signature("retrieval")]
-['session_item_ids', 'session_event_types', 'session_timestamps', 'user_id', 'query', 'k']
+['session_item_ids', 'session_event_types', 'session_timestamps', 'session_length', 'user_id', 'query', 'k']
 >>> input_signature("ranking")[-1]
 TensorSpec(shape=(None, None), dtype=tf.string, name='candidate_item_ids')
 """

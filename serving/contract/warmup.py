@@ -32,7 +32,7 @@ def warmup_inputs(model: str, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
 
     >>> inputs = warmup_inputs("recommend", ["a", "b", "c", "d"])
     >>> sorted(inputs)
-    ['exclude_item_ids', 'k', 'query', 'session_event_types', 'session_item_ids', 'session_timestamps', 'user_id']
+    ['exclude_item_ids', 'exclude_length', 'k', 'query', 'session_event_types', 'session_item_ids', 'session_length', 'session_timestamps', 'user_id']
     >>> inputs["session_item_ids"].tolist(), inputs["k"].tolist()
     ([['a', 'b', 'c']], [4])
     """
@@ -41,6 +41,7 @@ def warmup_inputs(model: str, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         contract.SESSION_ITEM_IDS: np.array([session], dtype=object),
         contract.SESSION_EVENT_TYPES: np.array([[contract.VIEW] * len(session)], dtype=object),
         contract.SESSION_TIMESTAMPS: np.array([[_WARMUP_START + 60 * i for i in range(len(session))]], dtype=np.int64),
+        contract.SESSION_LENGTH: np.array([len(session)], dtype=np.int32),
         contract.USER_ID: np.array([""], dtype=object),
         contract.QUERY: np.array([""], dtype=object),
     }
@@ -49,6 +50,7 @@ def warmup_inputs(model: str, item_ids: Sequence[str]) -> dict[str, np.ndarray]:
         inputs[contract.K] = np.array([min(10, len(item_ids))], dtype=np.int32)
     if contract.EXCLUDE_ITEM_IDS in model_inputs:
         inputs[contract.EXCLUDE_ITEM_IDS] = np.array([list(item_ids[:1])], dtype=object)
+        inputs[contract.EXCLUDE_LENGTH] = np.array([1], dtype=np.int32)
     if contract.CANDIDATE_ITEM_IDS in model_inputs:
         inputs[contract.CANDIDATE_ITEM_IDS] = np.array([list(item_ids[3:13])], dtype=object)
     return inputs

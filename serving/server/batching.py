@@ -3,9 +3,19 @@
 Semantics follow TF Serving's BatchingParameters: a batch closes when it holds
 ``max_batch_size`` rows or when its oldest request has waited ``batch_timeout_micros``;
 ``num_batch_threads`` batches run at once and at most ``max_enqueued_batches`` batches'
-worth of rows may wait (more is RESOURCE_EXHAUSTED). Requests are merged along dimension
-0; inputs whose other dimensions differ only batch together when
-``pad_variable_length_inputs`` is set (padding with "" / 0, which the contract ignores).
+worth of rows may wait (more is RESOURCE_EXHAUSTED).
+
+Merging and splitting are TF Serving's, because a client sees their effects
+(tensorflow_serving/batching/batching_session.cc ``MergeInputTensors`` /
+``SplitOutputTensors`` / ``ProcessBatch``, batching_util.cc ``PadTensor``):
+
+* inputs are concatenated along dimension 0; with ``pad_variable_length_inputs`` each
+  request's tensor is first padded to the batch's widest shape with *its own first
+  element* (not ``""``/0: the contract's row lengths make that harmless); an empty tensor
+  cannot be padded and fails the batch ("Got empty tensor in batch of non-empty tensors");
+* without padding, tensors of different shapes in one batch fail it (FAILED_PRECONDITION);
+* outputs are split along dimension 0 only, so a row keeps the batch's width;
+* when the batched run fails, every request in the batch gets that error.
 """
 
 from __future__ import annotations
@@ -53,28 +63,45 @@ class _Task:
     signature: str
     arrays: dict[str, np.ndarray]
     rows: int
-    shape_key: tuple
     enqueued: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     result: dict | None = None
     error: Exception | None = None
 
 
-def _pad_to(array: np.ndarray, shape: tuple) -> np.ndarray:
-    if array.shape[1:] == shape:
+def pad_like_tf_serving(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """``array`` padded after each dimension past 0 to ``shape`` with its first element.
+
+    >>> pad_like_tf_serving(np.array([["a", "b"]], dtype=object), (3,)).tolist()
+    [['a', 'b', 'a']]
+    >>> pad_like_tf_serving(np.array([[7], [8]]), (2,)).tolist()
+    [[7, 7], [8, 7]]
+    """
+    if array.shape[1:] == tuple(shape):
         return array
-    widths = [(0, 0)] + [(0, target - size) for size, target in zip(array.shape[1:], shape)]
-    fill = b"" if array.dtype == object else 0
-    return np.pad(array, widths, mode="constant", constant_values=fill)
+    if array.size == 0:
+        raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, "Got empty tensor in batch of non-empty tensors.")
+    padded = np.full((array.shape[0], *shape), array.flat[0], dtype=array.dtype)
+    padded[tuple(slice(0, size) for size in array.shape)] = array
+    return padded
 
 
-def merge(tasks: list[_Task]) -> dict[str, np.ndarray]:
-    """The tasks' inputs concatenated along dimension 0, padded to common other dimensions."""
+def merge(tasks: list[_Task], pad: bool) -> dict[str, np.ndarray]:
+    """The tasks' inputs concatenated along dimension 0, padded to common other dimensions if ``pad``."""
     merged = {}
     for name in tasks[0].arrays:
         parts = [task.arrays[name] for task in tasks]
-        shape = tuple(max(sizes) for sizes in zip(*(part.shape[1:] for part in parts)))
-        merged[name] = np.concatenate([_pad_to(part, shape) for part in parts], axis=0)
+        if pad:
+            shape = tuple(max(sizes) for sizes in zip(*(part.shape[1:] for part in parts)))
+            parts = [pad_like_tf_serving(part, shape) for part in parts]
+        elif any(part.shape[1:] != parts[0].shape[1:] for part in parts):
+            raise RequestFailed(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Tensors with name '{name}' from different tasks have different shapes and padding is turned off. "
+                "Set pad_variable_length_inputs to true, or ensure that all tensors with the same name have equal "
+                "dimensions starting with the first dim.",
+            )
+        merged[name] = np.concatenate(parts, axis=0)
     return merged
 
 
@@ -110,8 +137,7 @@ class Batcher:
                 "with batching on, every input needs the same size in dimension 0; got "
                 + ", ".join(f"{name}: {list(array.shape)}" for name, array in sorted(arrays.items())),
             )
-        key = () if self._options.pad_variable_length_inputs else tuple(sorted((n, a.shape[1:]) for n, a in arrays.items()))
-        task = _Task(signature, arrays, rows.pop(), (signature, key))
+        task = _Task(signature, arrays, rows.pop())
         with self._cond:
             if self._closed:
                 return self._run(signature, arrays)
@@ -139,7 +165,7 @@ class Batcher:
                     self._cond.wait()
                     continue
                 first = self._queue[0]
-                compatible = [task for task in self._queue if task.shape_key == first.shape_key]
+                compatible = [task for task in self._queue if task.signature == first.signature]
                 remaining = first.enqueued + timeout_s - time.monotonic()
                 if sum(task.rows for task in compatible) >= self._options.max_batch_size or remaining <= 0 or self._closed:
                     batch, rows = [], 0
@@ -159,24 +185,26 @@ class Batcher:
             self._execute(batch)
 
     def _execute(self, batch: list[_Task]) -> None:
-        if len(batch) > 1:
-            try:
-                outputs = self._run(batch[0].signature, merge(batch))
-            except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours: rerun each alone
-                outputs = None
+        try:
+            if len(batch) == 1:  # nothing to merge: TF Serving runs a lone task's tensors as they are
+                outputs = self._run(batch[0].signature, batch[0].arrays)
+            else:
+                outputs = self._run(batch[0].signature, merge(batch, self._options.pad_variable_length_inputs))
             total = sum(task.rows for task in batch)
-            if outputs is not None and all(value.ndim and value.shape[0] == total for value in outputs.values()):
-                offset = 0
-                for task in batch:
-                    task.result = {name: value[offset : offset + task.rows] for name, value in outputs.items()}
-                    offset += task.rows
-                    task.done.set()
-                return
-        for task in batch:
-            try:
-                task.result = self._run(task.signature, task.arrays)
-            except Exception as error:  # noqa: BLE001 - handed to the waiting request thread
+            if not all(value.ndim and value.shape[0] == total for value in outputs.values()):
+                raise RequestFailed(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "Batched output tensor's 0th dimension does not equal the sum of the 0th dimension sizes of the input tensors",
+                )
+        except Exception as error:  # noqa: BLE001 - TF Serving answers every request of a failed batch with its error
+            for task in batch:
                 task.error = error
+                task.done.set()
+            return
+        offset = 0
+        for task in batch:
+            task.result = {name: value[offset : offset + task.rows] for name, value in outputs.items()}
+            offset += task.rows
             task.done.set()
 
     def close(self) -> None:

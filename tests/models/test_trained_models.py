@@ -20,6 +20,7 @@ from recsys.workflow import TrainedModels, evaluate_run, export_run
 from recsys_base.errors import ModelError
 from recsys_base.tf_compat import tensorflow
 from serving import contract
+from serving.client.sessions import exclude_inputs
 
 tf = tensorflow()
 
@@ -90,11 +91,7 @@ def test_personalized_search_uses_the_query(models, small_shop_dir, test_cases):
 def _request(cases, k, exclude=None):
     inputs = session_inputs(cases, 20)
     inputs[contract.K] = np.full(len(cases), k, np.int32)
-    width = max([len(e) for e in exclude] + [1]) if exclude else 1
-    excluded = np.full((len(cases), width), "", dtype=object)
-    for row, items in enumerate(exclude or []):
-        excluded[row, : len(items)] = items
-    inputs[contract.EXCLUDE_ITEM_IDS] = excluded
+    inputs.update(exclude_inputs(exclude or [[]] * len(cases)))
     return {name: tf.constant(values.astype(str) if values.dtype == object else values) for name, values in inputs.items()}
 
 
@@ -113,7 +110,7 @@ def test_excluded_and_purchased_items_are_never_recommended(models, test_cases):
 def test_per_row_k_blanks_the_tail(models, test_cases):
     request = _request(test_cases.take([0, 1]), 5)
     request[contract.K] = tf.constant([2, 5], tf.int32)
-    out = models.retrieval.retrieve(**{k: v for k, v in request.items() if k != contract.EXCLUDE_ITEM_IDS})
+    out = models.retrieval.retrieve(**{k: v for k, v in request.items() if k in contract.INPUTS[contract.RETRIEVAL_MODEL]})
     ids, scores = out[contract.ITEM_IDS].numpy().astype(str), out[contract.SCORES].numpy()
     assert (ids[0, 2:] == "").all() and np.isneginf(scores[0, 2:]).all()
     assert (ids[1] != "").all()
@@ -162,11 +159,11 @@ def test_tf1_savedmodelbundle_path_gives_identical_scores(exported, models, test
     cases = test_cases.take(np.arange(16))
     request = _request(cases, 10)
     if model_name == contract.RANKING_MODEL:
-        request.pop(contract.K), request.pop(contract.EXCLUDE_ITEM_IDS)
+        request.pop(contract.K), request.pop(contract.EXCLUDE_ITEM_IDS), request.pop(contract.EXCLUDE_LENGTH)
         request[contract.CANDIDATE_ITEM_IDS] = tf.constant(np.array([models.retrieval_model.vocab.item_ids[:7]] * 16))
         in_process = models.ranking.rank(**request)
     elif model_name == contract.RETRIEVAL_MODEL:
-        request.pop(contract.EXCLUDE_ITEM_IDS)
+        request.pop(contract.EXCLUDE_ITEM_IDS), request.pop(contract.EXCLUDE_LENGTH)
         in_process = models.retrieval.retrieve(**request)
     else:
         in_process = models.recommend.recommend(**request)

@@ -61,9 +61,9 @@ item_id = st.one_of(st.sampled_from([f"item-{i:03d}" for i in range(ITEMS)]).map
 
 @st.composite
 def valid_inputs(draw):
-    """A well-formed recommend request: any batch, any session length (0 too), unknown and
-    non-UTF-8 item ids, k in range."""
-    rows, length, excluded = draw(st.integers(1, 3)), draw(st.integers(0, 4)), draw(st.integers(1, 3))
+    """A well-formed recommend request: any batch, any session length (0 too) within a width
+    of at least one column, unknown and non-UTF-8 item ids, k in range."""
+    rows, length, excluded = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
     ids = np.array(draw(st.lists(st.lists(item_id, min_size=length, max_size=length), min_size=rows, max_size=rows)), dtype=object).reshape(rows, length)
     return {
         contract.SESSION_ITEM_IDS: ids,
@@ -71,12 +71,14 @@ def valid_inputs(draw):
         contract.SESSION_TIMESTAMPS: np.array(
             draw(st.lists(st.integers(-(2**40), 2**40), min_size=rows * length, max_size=rows * length)), dtype=np.int64
         ).reshape(rows, length),
+        contract.SESSION_LENGTH: np.array(draw(st.lists(st.integers(0, length), min_size=rows, max_size=rows)), dtype=np.int32),
         contract.USER_ID: np.array(draw(st.lists(st.binary(max_size=8), min_size=rows, max_size=rows)), dtype=object),
         contract.QUERY: np.array(draw(st.lists(st.text(max_size=10).map(str.encode), min_size=rows, max_size=rows)), dtype=object),
         contract.K: np.array(draw(st.lists(st.integers(1, ITEMS), min_size=rows, max_size=rows)), dtype=np.int32),
         contract.EXCLUDE_ITEM_IDS: np.array(
             draw(st.lists(st.lists(item_id, min_size=excluded, max_size=excluded), min_size=rows, max_size=rows)), dtype=object
         ),
+        contract.EXCLUDE_LENGTH: np.array(draw(st.lists(st.integers(0, excluded), min_size=rows, max_size=rows)), dtype=np.int32),
     }
 
 

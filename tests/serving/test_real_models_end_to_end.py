@@ -15,6 +15,7 @@ from recsys.workflow import TrainedModels, export_run
 from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.client import RecommenderClient
+from serving.client.sessions import exclude_inputs, session_inputs
 from serving.deployment import DeploymentConfig, write_configs
 from serving.server import ServerConfig, serve
 
@@ -53,8 +54,9 @@ def test_thin_client_gets_the_same_top_k_as_in_process(served, trained_run_dir, 
         over_grpc = client.recommend(session, k=10, user=user, query=query, exclude=exclude)
         in_process = models.recommend.recommend(
             session_item_ids=tf.constant([[s[0] for s in session]]), session_event_types=tf.constant([[s[1] for s in session]]),
-            session_timestamps=tf.constant([[s[2] for s in session]], tf.int64), user_id=tf.constant([user or ""]),
-            query=tf.constant([query or ""]), k=tf.constant([10]), exclude_item_ids=tf.constant([exclude]))
+            session_timestamps=tf.constant([[s[2] for s in session]], tf.int64), session_length=tf.constant([len(session)]),
+            user_id=tf.constant([user or ""]), query=tf.constant([query or ""]), k=tf.constant([10]),
+            exclude_item_ids=tf.constant([exclude]), exclude_length=tf.constant([len(exclude)]))
         expected_ids = [i.decode() for i in in_process[contract.ITEM_IDS].numpy()[0] if i]
         assert [item for item, _ in over_grpc] == expected_ids
         np.testing.assert_allclose([s for _, s in over_grpc], in_process[contract.SCORES].numpy()[0][: len(expected_ids)],
@@ -70,8 +72,7 @@ def test_a_new_version_is_picked_up_without_a_failed_request(served, trained_run
         while not stop.is_set():
             try:
                 answered_by.add(client.predict(contract.RECOMMEND_MODEL, {
-                    **_inputs(sessions), contract.K: np.array([5], np.int32),
-                    contract.EXCLUDE_ITEM_IDS: np.array([[""]], dtype=object)}).version)
+                    **_inputs(sessions), contract.K: np.array([5], np.int32), **exclude_inputs([None])}).version)
             except Exception as exc:  # noqa: BLE001 - any failure is what this test counts
                 failures.append(repr(exc))
 
@@ -88,12 +89,9 @@ def test_a_new_version_is_picked_up_without_a_failed_request(served, trained_run
     assert failures == []
     assert 2 in answered_by
     # The stable label still names version 1 until the config moves it.
-    assert client.predict(contract.RECOMMEND_MODEL, {**_inputs(sessions), contract.K: np.array([5], np.int32),
-                                                     contract.EXCLUDE_ITEM_IDS: np.array([[""]], dtype=object)},
+    assert client.predict(contract.RECOMMEND_MODEL, {**_inputs(sessions), contract.K: np.array([5], np.int32), **exclude_inputs([None])},
                           label=contract.STABLE_LABEL).version == 1
 
 
 def _inputs(cases):
-    from serving.client.sessions import session_inputs
-
     return session_inputs([_session(cases, 0)], [None], [None])

@@ -89,7 +89,7 @@ def _official_request(inputs, model, signature, version=None, label=None):
 def test_thin_request_is_byte_identical_to_the_official_one(pin):
     inputs = sessions.session_inputs([["a", ("b", "cart", 1700000000)], ["c"]], ["u1", None], [None, "red shoes"])
     inputs[contract.K] = np.array([3, 10], dtype=np.int32)
-    inputs[contract.EXCLUDE_ITEM_IDS] = np.array([["a"], [""]], dtype=object)
+    inputs.update(sessions.exclude_inputs([["a"], None]))
     thin = requests.predict_request("recommend", inputs, "recommend", **pin)
     official = _official_request(inputs, "recommend", "recommend", **pin)
     assert thin.SerializeToString(deterministic=True) == official.SerializeToString(deterministic=True)

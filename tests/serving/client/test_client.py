@@ -126,8 +126,10 @@ def _one_row(k):
         contract.SESSION_ITEM_IDS: [["item-001"]],
         contract.SESSION_EVENT_TYPES: [["view"]],
         contract.SESSION_TIMESTAMPS: [[0]],
+        contract.SESSION_LENGTH: __import__("numpy").array([1], dtype="int32"),
         contract.USER_ID: [""],
         contract.QUERY: [""],
         contract.K: __import__("numpy").array([k], dtype="int32"),
         contract.EXCLUDE_ITEM_IDS: [[""]],
+        contract.EXCLUDE_LENGTH: __import__("numpy").array([0], dtype="int32"),
     }

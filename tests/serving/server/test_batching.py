@@ -46,7 +46,7 @@ def _submit_all(batcher, requests):
 
 
 def _request(value, width=1):
-    return {"x": np.full((1, width), value, dtype=np.int64), "ids": np.array([[b"a"] * width], dtype=object)}
+    return {"x": np.full((1, width), value, dtype=np.int64), "ids": np.array([[b"abc"[i : i + 1] for i in range(width)]], dtype=object)}
 
 
 def test_concurrent_requests_run_as_few_batches_with_each_answer_its_own():
@@ -58,28 +58,60 @@ def test_concurrent_requests_run_as_few_batches_with_each_answer_its_own():
     assert sum(model.batch_sizes) == 8 and len(model.batch_sizes) < 8
 
 
-def test_padding_merges_different_widths_and_keeps_rows_apart():
-    merged = merge([_Task(_request(1, width=1)), _Task(_request(2, width=3))])
-    assert merged["x"].tolist() == [[1, 0, 0], [2, 2, 2]]
-    assert merged["ids"].tolist() == [[b"a", b"", b""], [b"a", b"a", b"a"]]
+def test_padding_repeats_each_requests_first_element_as_tf_serving_does():
+    # batching_util.cc PadTensor: "T pad_value(input.flat<T>()(0))", not zeros or "".
+    merged = merge([_Task(_request(1, width=1)), _Task({"x": np.array([[5, 6, 7]]), "ids": np.array([[b"c", b"b", b"a"]], dtype=object)})], pad=True)
+    assert merged["x"].tolist() == [[1, 1, 1], [5, 6, 7]]
+    assert merged["ids"].tolist() == [[b"a", b"a", b"a"], [b"c", b"b", b"a"]]
 
 
-def test_without_padding_different_widths_are_never_merged():
+def test_a_multi_row_request_is_padded_with_its_first_rows_first_element():
+    two_rows = {"x": np.array([[3], [4]]), "ids": np.array([[b"p"], [b"q"]], dtype=object)}
+    merged = merge([_Task(two_rows), _Task(_request(1, width=2))], pad=True)
+    assert merged["x"].tolist() == [[3, 3], [4, 3], [1, 1]]
+    assert merged["ids"].tolist() == [[b"p", b"p"], [b"q", b"p"], [b"a", b"b"]]
+
+
+def test_batched_outputs_keep_the_batch_width_as_tf_serving_splits_on_dimension_0_only():
     model = FakeModel()
-    options = BatchingOptions(max_batch_size=8, batch_timeout_micros=100_000, num_batch_threads=1, pad_variable_length_inputs=False)
-    batcher = Batcher(model, options)
-    results = _submit_all(batcher, [_request(1, width=1 + i % 2) for i in range(6)])
+    batcher = Batcher(model, BatchingOptions(max_batch_size=2, batch_timeout_micros=500_000, num_batch_threads=1))
+    narrow, wide = _submit_all(batcher, [_request(1, width=1), _request(2, width=3)])
     batcher.close()
-    assert [result["y"].shape[1] for result in results] == [1 + i % 2 for i in range(6)]
+    assert model.batch_sizes == [2]
+    assert narrow["y"].tolist() == [[2, 2, 2]] and wide["y"].tolist() == [[4, 4, 4]]
 
 
-def test_a_bad_request_fails_alone_and_its_batch_neighbours_succeed():
+def test_an_empty_tensor_fails_a_batch_of_non_empty_ones():
+    batcher = Batcher(FakeModel(), BatchingOptions(max_batch_size=2, batch_timeout_micros=500_000, num_batch_threads=1))
+    empty = {"x": np.zeros((1, 0), np.int64), "ids": np.zeros((1, 0), dtype=object)}
+    results = _submit_all(batcher, [empty, _request(1, width=2)])
+    batcher.close()
+    for result in results:
+        assert isinstance(result, RequestFailed) and result.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert result.message == "Got empty tensor in batch of non-empty tensors."
+
+
+def test_without_padding_different_widths_fail_their_batch():
     model = FakeModel()
-    batcher = Batcher(model, BatchingOptions(max_batch_size=4, batch_timeout_micros=200_000, num_batch_threads=1))
+    options = BatchingOptions(max_batch_size=8, batch_timeout_micros=500_000, num_batch_threads=1, pad_variable_length_inputs=False)
+    batcher = Batcher(model, options)
+    results = _submit_all(batcher, [_request(1, width=1 + i % 2) for i in range(4)])
+    batcher.close()
+    assert model.batch_sizes == []
+    for result in results:
+        assert isinstance(result, RequestFailed) and result.code is grpc.StatusCode.FAILED_PRECONDITION
+        assert "from different tasks have different shapes and padding is turned off" in result.message
+
+
+def test_a_failing_batch_answers_every_request_in_it_with_the_error():
+    # batching_session.cc ProcessBatch: one status for the whole batch, set on every task.
+    model = FakeModel()
+    batcher = Batcher(model, BatchingOptions(max_batch_size=4, batch_timeout_micros=500_000, num_batch_threads=1))
     results = _submit_all(batcher, [_request(1), _request(-1), _request(3), _request(4)])
     batcher.close()
-    assert isinstance(results[1], RequestFailed) and results[1].code is grpc.StatusCode.INVALID_ARGUMENT
-    assert [results[i]["y"].tolist() for i in (0, 2, 3)] == [[[2]], [[6]], [[8]]]
+    assert model.batch_sizes == [4]
+    for result in results:
+        assert isinstance(result, RequestFailed) and result.code is grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_a_full_queue_is_resource_exhausted():
@@ -123,4 +155,4 @@ def test_bad_batching_parameters_are_config_errors():
 def _Task(arrays):  # noqa: N802 - builds the private task type the merge step takes
     from serving.server.batching import _Task as Task
 
-    return Task("s", arrays, 1, ())
+    return Task("s", arrays, len(arrays["x"]))
