@@ -19,6 +19,12 @@ Where each behaviour is defined in TF Serving (paths under tensorflow_serving/):
 - every /v1 call counted in request_count, successes timed (``API`` = URL method, ``entrypoint="REST"``): model_servers/http_server.cc
 - the metrics page at the MonitoringConfig path (default ``/monitoring/prometheus/metrics``): util/prometheus_exporter.cc
 
+Model, version and label resolution is the manager's, shared with gRPC, and so are its
+messages. Two known differences from TF Serving come from there, not from HTTP: an unknown
+label is 404 (TF Serving: 400 ``Unrecognized servable version label``), and a status URL
+with a label reports the labelled version (TF Serving's GetModelStatus ignores the label
+and reports every version; model_servers/get_model_status_impl.cc).
+
 The embedded server adds what a development server shared by tests needs and TF Serving
 gets from libevent: a request body limit (413, the connection closed unread) and a socket
 timeout so an idle or stalled client does not hold its thread forever.
