@@ -29,8 +29,9 @@ class ServerTls:
 class ServerConfig:
     """Everything ``serve`` needs; the flags mirror tensorflow_model_server's.
 
-    ``port``/``rest_port`` 0 pick a free port; ``rest_port`` None disables HTTP (metrics
-    and model status). ``config_poll_seconds`` > 0 re-reads the models config when it
+    ``port``/``rest_port`` 0 pick a free port; ``rest_port`` None disables HTTP (TF
+    Serving's REST API and the metrics). ``max_message_bytes`` bounds gRPC messages and
+    REST request bodies alike. ``config_poll_seconds`` > 0 re-reads the models config when it
     changes (TF Serving's --model_config_file_poll_wait_seconds). Relative base paths in the models config resolve against
     ``model_base``, and no base path may leave it. :func:`serve` validates it.
     """
@@ -145,7 +146,7 @@ def serve(config: ServerConfig) -> ServerHandle:
     http = None
     if config.rest_port is not None:
         try:
-            http = start_http(config.host, config.rest_port, manager, metrics, metrics_path)
+            http = start_http(config.host, config.rest_port, manager, metrics, metrics_path, config.max_message_bytes)
         except OSError as error:
             server.stop(0)
             manager.stop()

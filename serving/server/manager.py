@@ -266,8 +266,8 @@ class ModelManager:
                 entry.versions[version] = VersionState(version, "END", code, message, fingerprint=fingerprint)
             return
         if self._batching is not None:
-            on_batch = self._metrics.batch_observer(entry.name, version) if self._metrics else None
-            servable.batcher = Batcher(servable.run, self._batching, on_batch)
+            # The metrics' batcher records TF Serving's batching_session metrics.
+            servable.batcher = self._metrics.batcher(servable.run, self._batching) if self._metrics else Batcher(servable.run, self._batching)
         with self._lock:
             entry.versions[version] = VersionState(version, "AVAILABLE", servable=servable, fingerprint=fingerprint)
         log.info("model %s: version %d available (%d warmup requests replayed)", entry.name, version, replayed)

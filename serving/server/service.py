@@ -12,6 +12,7 @@ from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.server.errors import RequestFailed
 from serving.server.manager import ModelManager, model_entries
+from serving.server.metrics import GRPC, RUNTIME, micros_since, model_label
 
 tf = tensorflow()
 from tensorflow_serving.apis import (  # noqa: E402
@@ -24,7 +25,6 @@ from tensorflow_serving.apis import (  # noqa: E402
 )
 
 log = logging.getLogger(__name__)
-UNKNOWN_MODEL_LABEL = "_unknown"
 _STATES = {name: get_model_status_pb2.ModelVersionStatus.State.Value(name) for name in ("LOADING", "AVAILABLE", "UNLOADING", "END")}
 
 
@@ -33,14 +33,73 @@ def _spec(model_spec) -> tuple[str, int | None, str | None]:
     return model_spec.name, version, model_spec.version_label or None
 
 
-class _Answering:
-    """Times a request, records its metrics and turns failures into gRPC statuses."""
+# -- the request paths both transports share (gRPC below, REST in serving.server.http) ------
 
-    def __init__(self, metrics, method: str, model: str, context, known_models):
-        # Names of unknown models would give clients an unbounded set of metric labels.
-        model = model if not model or model in known_models else UNKNOWN_MODEL_LABEL
-        self.metrics, self.method, self.model, self.context = metrics, method, model, context
-        self.version = None
+
+def predict(manager: ModelManager, metrics, request) -> predict_pb2.PredictResponse:
+    """Answers a PredictRequest: resolves the servable, validates the inputs, runs them
+    (through the batcher when batching is on) and records TF Serving's runtime_latency."""
+    name, version, label = _spec(request.model_spec)
+    servable = manager.servable(name, version, label)
+    signature = request.model_spec.signature_name or contract.DEFAULT_SIGNATURE
+    with servable.in_use():
+        arrays = servable.decode_inputs(signature, request.inputs)
+        unknown = sorted(set(request.output_filter) - set(servable.signature_def(signature).outputs))
+        if unknown:
+            raise RequestFailed(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"output_filter names unknown output(s) {unknown}; signature {signature!r} has {sorted(servable.signature_def(signature).outputs)}",
+            )
+        batcher = servable.batcher
+        start = time.perf_counter()
+        outputs = batcher.submit(signature, arrays) if batcher is not None else servable.run(signature, arrays)
+        metrics.runtime_latency.add(model_label(name, manager.model_names()), "Predict", RUNTIME, value=micros_since(start))
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = name
+    response.model_spec.version.value = servable.version
+    response.model_spec.signature_name = signature
+    for output, value in outputs.items():
+        if not request.output_filter or output in request.output_filter:
+            response.outputs[output].CopyFrom(tf.make_tensor_proto(value))
+    return response
+
+
+def model_metadata(manager: ModelManager, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    """Answers a GetModelMetadataRequest: the servable's SignatureDefs (the only metadata served)."""
+    fields = list(request.metadata_field)
+    if fields != ["signature_def"]:
+        raise RequestFailed(
+            grpc.StatusCode.INVALID_ARGUMENT, f"metadata_field must be ['signature_def'] (the only metadata served), got {fields}"
+        )
+    name, version, label = _spec(request.model_spec)
+    servable = manager.servable(name, version, label)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for signature, definition in servable.signature_defs.items():
+        signature_map.signature_def[signature].CopyFrom(definition)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = name
+    response.model_spec.version.value = servable.version
+    response.metadata["signature_def"].Pack(signature_map)
+    return response
+
+
+def model_status(manager: ModelManager, request) -> get_model_status_pb2.GetModelStatusResponse:
+    """Answers a GetModelStatusRequest: the state of every version of the model, or of the one the spec names."""
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for state in manager.statuses(*_spec(request.model_spec)):
+        status = response.model_version_status.add(version=state.version, state=_STATES[state.state])
+        status.status.error_code = state.error_code.value[0]
+        status.status.error_message = state.error_message
+    return response
+
+
+class _Answering:
+    """Turns failures into gRPC statuses; for ``api`` (Predict, Classify, Regress: the calls
+    TF Serving measures) records request_count and, on success, request_latency."""
+
+    def __init__(self, context, metrics=None, api: str | None = None, model: str = "", served: list[str] = ()):
+        self.context, self.metrics, self.api = context, metrics, api
+        self.model = model_label(model, served)
         self.start = time.perf_counter()
 
     def __enter__(self):
@@ -48,15 +107,18 @@ class _Answering:
 
     def __exit__(self, kind, error, traceback):
         if kind is None:
-            self.metrics.observe(self.model, self.version, self.method, "OK", time.perf_counter() - self.start)
+            if self.api:
+                self.metrics.request_count.increment(self.model, "OK")
+                self.metrics.request_latency.add(self.model, self.api, GRPC, value=micros_since(self.start))
             return False
         if not isinstance(error, RequestFailed):
             if isinstance(error, Exception):
-                log.exception("%s of model %r failed unexpectedly", self.method, self.model)
+                log.exception("%s of model %r failed unexpectedly", self.api or "request", self.model)
                 error = RequestFailed(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
             else:
                 return False
-        self.metrics.observe(self.model, self.version, self.method, error.code.name, time.perf_counter() - self.start)
+        if self.api:
+            self.metrics.request_count.increment(self.model, error.code.name)
         self.context.abort(error.code, error.message)
 
 
@@ -72,52 +134,19 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._manager = manager
         self._metrics = metrics
 
+    def _answering(self, context, api: str | None, model: str) -> _Answering:
+        return _Answering(context, self._metrics, api, model, self._manager.model_names())
+
     def Predict(self, request, context):  # noqa: N802 - gRPC method name
-        name, version, label = _spec(request.model_spec)
-        with _Answering(self._metrics, "Predict", name, context, self._manager.model_names()) as answering:
-            servable = self._manager.servable(name, version, label)
-            answering.version = servable.version
-            signature = request.model_spec.signature_name or contract.DEFAULT_SIGNATURE
-            with servable.in_use():
-                arrays = servable.decode_inputs(signature, request.inputs)
-                unknown = sorted(set(request.output_filter) - set(servable.signature_def(signature).outputs))
-                if unknown:
-                    raise RequestFailed(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"output_filter names unknown output(s) {unknown}; signature {signature!r} has {sorted(servable.signature_def(signature).outputs)}",
-                    )
-                batcher = servable.batcher
-                outputs = batcher.submit(signature, arrays) if batcher is not None else servable.run(signature, arrays)
-            response = predict_pb2.PredictResponse()
-            response.model_spec.name = name
-            response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = signature
-            for output, value in outputs.items():
-                if not request.output_filter or output in request.output_filter:
-                    response.outputs[output].CopyFrom(tf.make_tensor_proto(value))
-            return response
+        with self._answering(context, "Predict", request.model_spec.name):
+            return predict(self._manager, self._metrics, request)
 
     def GetModelMetadata(self, request, context):  # noqa: N802
-        name, version, label = _spec(request.model_spec)
-        with _Answering(self._metrics, "GetModelMetadata", name, context, self._manager.model_names()) as answering:
-            fields = list(request.metadata_field)
-            if fields != ["signature_def"]:
-                raise RequestFailed(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"metadata_field must be ['signature_def'] (the only metadata served), got {fields}"
-                )
-            servable = self._manager.servable(name, version, label)
-            answering.version = servable.version
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            for signature, definition in servable.signature_defs.items():
-                signature_map.signature_def[signature].CopyFrom(definition)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.name = name
-            response.model_spec.version.value = servable.version
-            response.metadata["signature_def"].Pack(signature_map)
-            return response
+        with self._answering(context, None, request.model_spec.name):
+            return model_metadata(self._manager, request)
 
     def _unimplemented(self, method: str, request, context):
-        with _Answering(self._metrics, method, request.model_spec.name, context, self._manager.model_names()):
+        with self._answering(context, method, request.model_spec.name):
             raise RequestFailed(
                 grpc.StatusCode.UNIMPLEMENTED,
                 f"{method} is not implemented: the recommendation models export Predict signatures only; call Predict",
@@ -130,8 +159,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         return self._unimplemented("Regress", request, context)
 
     def MultiInference(self, request, context):  # noqa: N802
-        name = request.tasks[0].model_spec.name if request.tasks else ""
-        with _Answering(self._metrics, "MultiInference", name, context, self._manager.model_names()):
+        with self._answering(context, None, ""):
             raise RequestFailed(
                 grpc.StatusCode.UNIMPLEMENTED,
                 "MultiInference is not implemented: the recommendation models export Predict signatures only; call Predict",
@@ -147,17 +175,11 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self._model_base = model_base
 
     def GetModelStatus(self, request, context):  # noqa: N802
-        name, version, label = _spec(request.model_spec)
-        with _Answering(self._metrics, "GetModelStatus", name, context, self._manager.model_names()):
-            response = get_model_status_pb2.GetModelStatusResponse()
-            for state in self._manager.statuses(name, version, label):
-                status = response.model_version_status.add(version=state.version, state=_STATES[state.state])
-                status.status.error_code = state.error_code.value[0]
-                status.status.error_message = state.error_message
-            return response
+        with _Answering(context):
+            return model_status(self._manager, request)
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
-        with _Answering(self._metrics, "HandleReloadConfigRequest", "", context, self._manager.model_names()):
+        with _Answering(context):
             try:
                 entries = model_entries(request.config, self._model_base)
             except ConfigError as error:

@@ -161,17 +161,18 @@ def test_reload_config_rejects_paths_outside_the_model_base(stubs):
     _fails(stubs[1].HandleReloadConfigRequest, request, grpc.StatusCode.INVALID_ARGUMENT, "outside the model base")
 
 
-def test_metrics_count_requests_and_errors_by_model_and_version(server, stubs):
+def test_metrics_count_grpc_requests_by_model_and_status_as_tf_serving(server, stubs):
     stubs[0].Predict(_request(contract.RETRIEVAL_MODEL), timeout=10)
     _fails(stubs[0].Predict, _request(version=42), grpc.StatusCode.NOT_FOUND)
     for name in ("probe-1", "probe-2"):
         _fails(stubs[0].Predict, _request(model=name), grpc.StatusCode.NOT_FOUND)
     text = urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/monitoring/prometheus/metrics", timeout=10).read().decode()
-    assert 'tfserving_requests_total{method="Predict",model="retrieval",version="1"}' in text
-    assert 'tfserving_errors_total{code="NOT_FOUND",method="Predict",model="recommend",version=""}' in text
-    assert 'tfserving_request_latency_seconds_bucket{le="0.005",method="Predict",model="retrieval",version="1"}' in text
-    assert 'tfserving_batch_size_count{model="retrieval",version="1"}' in text
-    assert 'code="NOT_FOUND",method="Predict",model="_unknown"' in text and "probe-" not in text
+    assert ':tensorflow:serving:request_count{model_name="retrieval",status="OK"}' in text
+    assert ':tensorflow:serving:request_count{model_name="recommend",status="NOT_FOUND"}' in text
+    assert ':tensorflow:serving:request_latency_bucket{model_name="retrieval",API="Predict",entrypoint="GRPC",le="10"}' in text
+    assert ':tensorflow:serving:runtime_latency_count{model_name="retrieval",API="Predict",runtime="TF1"}' in text
+    assert ":tensorflow:serving:batching_session:processed_batch_size_count{}" in text
+    assert ':tensorflow:serving:request_count{model_name="_unknown",status="NOT_FOUND"}' in text and "probe-" not in text
 
 
 def test_rest_model_status_is_what_readiness_probes_read(server):
