@@ -118,7 +118,8 @@ class Batcher:
     def __init__(self, run, options: BatchingOptions, on_batch=None):
         self._run = run
         self._options = options
-        self._on_batch = on_batch or (lambda size: None)
+        # on_batch(rows, queue_waits_s): called as each batch leaves the queue, with each request's wait.
+        self._on_batch = on_batch or (lambda rows, queue_waits_s: None)
         self._queue: deque[_Task] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -181,7 +182,8 @@ class Batcher:
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
-            self._on_batch(sum(task.rows for task in batch))
+            now = time.monotonic()
+            self._on_batch(sum(task.rows for task in batch), [now - task.enqueued for task in batch])
             self._execute(batch)
 
     def _execute(self, batch: list[_Task]) -> None:

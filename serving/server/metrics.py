@@ -224,16 +224,9 @@ class _MeasuredBatcher(Batcher):
             self._metrics.input_batch_size.add(value=array.shape[0] if array.ndim else 1)
         return super().submit(signature, arrays)
 
-    def _record_batch(self, rows: int) -> None:
+    def _record_batch(self, rows: int, queue_waits_s: list[float]) -> None:
         # No allowed_batch_sizes here, so a batch runs at its own size with no padding rows.
         self._metrics.processed_batch_size.add(value=rows)
         self._metrics.padding_size.add(str(rows), value=0)
-
-    def _next_batch(self):
-        # The Batcher's one hook-less step: the queueing time of each task in the batch taken.
-        batch = super()._next_batch()
-        if batch:
-            now = time.monotonic()
-            for task in batch:
-                self._metrics.queuing_latency.add(self.THREAD_POOL_NAME, value=int((now - task.enqueued) * 1e6))
-        return batch
+        for wait_s in queue_waits_s:
+            self._metrics.queuing_latency.add(self.THREAD_POOL_NAME, value=int(wait_s * 1e6))
