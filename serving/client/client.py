@@ -1,55 +1,58 @@
-"""RecommenderClient: the thin, TensorFlow-free gRPC client for the recommendation models."""
+"""RecommenderClient: the thin, TensorFlow-free gRPC client for the recommendation models.
+
+One gRPC channel reaches every replica; grpcio retries, balances and waits for replicas
+per the service config of :mod:`serving.client.channels`. The client adds what gRPC
+cannot do: building TF Serving requests from shopper sessions, pinning a version or
+label, and the A/B split between labels.
+"""
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Generator, Mapping, Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import grpc
 import numpy as np
 
 from serving import contract
 from serving.client import channels, requests, sessions
-from serving.client.retry import Backoff, Connect, Done, RetryPlan, Step, call_steps
-from serving.client.routing import LabelSplit, TargetHealth
+from serving.client.errors import ServingError
+from serving.client.routing import LabelSplit
 
 
 class ClientBase:
-    """Settings, routing and request/response shaping shared by the sync and async clients."""
+    """Settings, version routing and request/response shaping shared by the sync and async clients.
+
+    ``settings`` are :class:`~serving.client.channels.ClientConfig` fields given as
+    keywords (``deadline_s=0.3``), or pass a whole ``config``.
+    """
 
     def __init__(
         self,
-        targets: Sequence[str],
-        deadline_s: float = 1.0,
-        retries: int = 3,
-        backoff_base_s: float = 0.02,
-        backoff_cap_s: float = 0.5,
-        connect_timeout_s: float = 0.5,
+        targets: str | Sequence[str],
+        config: channels.ClientConfig | None = None,
+        *,
         tls: channels.TlsConfig | None = None,
         version: int | None = None,
         version_label: str | None = None,
         label_split: Mapping[str, float] | None = None,
-        max_message_bytes: int = contract.DEFAULT_MAX_MESSAGE_BYTES,
-        seed: int | None = None,
+        **settings,
     ):
-        if isinstance(targets, str):
-            targets = [targets]
+        if config is not None and settings:
+            raise ValueError(f"give either config or its fields as keywords, not both (got config and {sorted(settings)})")
+        known = {field.name for field in dataclasses.fields(channels.ClientConfig)}
+        if unknown := sorted(set(settings) - known):
+            raise TypeError(f"unknown client option(s) {unknown}; the options are {sorted(known)}")
         if sum(choice is not None for choice in (version, version_label, label_split)) > 1:
             raise ValueError("pin at most one of version, version_label and label_split")
-        if deadline_s <= 0 or retries < 0 or connect_timeout_s <= 0:
-            raise ValueError(f"need deadline_s > 0, retries >= 0, connect_timeout_s > 0; got {deadline_s}, {retries}, {connect_timeout_s}")
-        self.deadline_s = deadline_s
-        self.retries = retries
+        self.config = (config or channels.ClientConfig(**settings)).validate()
+        self.target = channels.channel_target(targets)
+        self._tls = tls.validate() if tls is not None else None
+        if self._tls is not None and "," in self.target and not self._tls.server_name:
+            raise ValueError("TLS with several replica addresses: set TlsConfig.server_name, the name their certificate holds")
         self.version = version
         self.version_label = version_label
         self.split = LabelSplit(label_split) if label_split else None
-        self._backoff = (backoff_base_s, backoff_cap_s)
-        self._connect_timeout_s = connect_timeout_s
-        self._tls = tls.validate() if tls is not None else None
-        self._max_message_bytes = max_message_bytes
-        self._rng = random.Random(seed)
-        self._health = TargetHealth(list(targets))
 
     def label_for(self, routing_key: str | None) -> str | None:
         """The version label a call with ``routing_key`` goes to (None: server default)."""
@@ -63,11 +66,6 @@ class ClientBase:
         if self.version is not None:
             return self.version, None
         return None, self.label_for(routing_key)
-
-    def _steps(self, method: str) -> Generator[Step, object, None]:
-        """The retry/failover steps of one call (see :mod:`serving.client.retry`) for the client's driver."""
-        plan = RetryPlan(self._health, self.retries, self.deadline_s, self._backoff, self._rng)
-        return call_steps(plan, method, self._connect_timeout_s)
 
     def _predict_request(self, model, inputs, signature, version, label, routing_key, output_filter):
         version, label = self._pin(version, label, routing_key)
@@ -103,39 +101,25 @@ class ClientBase:
 class RecommenderClient(ClientBase):
     """Calls TF Serving (or the embedded server) for recommendations, ranking and status.
 
-    ``targets`` are ``host:port`` replicas; calls fail over between them, retrying
-    UNAVAILABLE (and replicas that cannot connect within ``connect_timeout_s``) with
-    exponential backoff and jitter, all within ``deadline_s`` per call. Pin one version
-    (``version``) or label (``version_label``), or split traffic between labels by the
-    hash of the user (else session) id with ``label_split={"stable": 90, "canary": 10}``.
+    ``targets`` are the replicas: ``host:port`` entries (several: IP addresses), or one
+    ``dns:///name:port`` target resolving to all of them. Calls are spread round robin
+    over the connected replicas and retried on UNAVAILABLE by gRPC, all within
+    ``deadline_s`` per call (see :class:`~serving.client.channels.ClientConfig` for the
+    options). Pin one version (``version``) or label (``version_label``), or split
+    traffic between labels by the hash of the user (else session) id with
+    ``label_split={"stable": 90, "canary": 10}``.
 
     Usage::
 
-        with RecommenderClient(["localhost:8500"], deadline_s=0.5) as client:
+        with RecommenderClient(["10.0.0.1:8500", "10.0.0.2:8500"], deadline_s=0.5) as client:
             client.recommend(["item-1", ("item-7", "cart", 1700000000)], k=10, user="u1")
             # -> [("item-3", 4.2), ("item-9", 3.1), ...]
     """
 
-    def __init__(self, targets: Sequence[str], **options):
-        super().__init__(targets, **options)
-        self._channels = {
-            target: channels.open_channel(target, self._max_message_bytes, self._tls) for target in self._health.targets
-        }
-        self._ready = dict.fromkeys(self._health.targets, False)
-        self._watchers = {target: self._watcher(target) for target in self._health.targets}
-        for target, channel in self._channels.items():
-            channel.subscribe(self._watchers[target], try_to_connect=True)
-        self._stubs = {
-            (target, method): channels.unary(channel, method)
-            for target, channel in self._channels.items()
-            for method in channels.RESPONSE_CLASS
-        }
-
-    def _watcher(self, target: str):
-        def on_change(state: grpc.ChannelConnectivity) -> None:
-            self._ready[target] = state is grpc.ChannelConnectivity.READY
-
-        return on_change
+    def __init__(self, targets: str | Sequence[str], config: channels.ClientConfig | None = None, **options):
+        super().__init__(targets, config, **options)
+        self._channel = channels.open_channel(self.target, self.config, self._tls)
+        self._stubs = channels.stubs(self._channel)
 
     def recommend(self, session, k: int, user=None, query=None, exclude=None, session_id=None, model=contract.RECOMMEND_MODEL):
         """Top-``k`` (item_id, score) for the shopper, best first, never items in ``exclude``."""
@@ -154,61 +138,28 @@ class RecommenderClient(ClientBase):
 
     def status(self, model: str, version: int | None = None, label: str | None = None) -> list[requests.VersionStatus]:
         """The versions of ``model`` the server knows and their states, newest first."""
-        response, _ = self._call(channels.GET_MODEL_STATUS, requests.status_request(model, version, label))
-        return requests.version_statuses(response)
+        return requests.version_statuses(self._call(channels.GET_MODEL_STATUS, requests.status_request(model, version, label)))
 
     def metadata(self, model: str, version: int | None = None, label: str | None = None) -> dict[str, dict]:
         """The signatures of ``model``: name -> inputs/outputs with dtypes and shapes."""
         version, label = self._pin(version, label, None)
-        response, _ = self._call(channels.GET_MODEL_METADATA, requests.metadata_request(model, version, label))
-        return requests.signatures(response)
+        return requests.signatures(self._call(channels.GET_MODEL_METADATA, requests.metadata_request(model, version, label)))
 
     def predict(self, model: str, inputs: Mapping, signature=None, version=None, label=None, routing_key=None, output_filter=()):
         """Predict with raw ``inputs`` (name -> array) -> :class:`Prediction`. The client's
         pin/split applies unless ``version``/``label`` is given; ``routing_key`` picks the A/B label."""
         request = self._predict_request(model, inputs, signature, version, label, routing_key, output_filter)
-        response, target = self._call(channels.PREDICT, request)
-        return requests.prediction(response, target)
+        return requests.prediction(self._call(channels.PREDICT, request), self.target)
 
     def _call(self, method: str, request):
-        steps, outcome = self._steps(method), None
-        while not isinstance(step := steps.send(outcome), Done):
-            outcome = self._take(step, method, request)
-        return step.response, step.target
-
-    def _take(self, step: Step, method: str, request):
-        """Carries out one step of the retry core, blocking; returns its outcome."""
-        if isinstance(step, Backoff):
-            return time.sleep(step.seconds)
-        if isinstance(step, Connect):
-            return self._ready[step.target] or self._connects(step.target, step.timeout_s)
         try:
-            return self._stubs[(step.target, method)](request, timeout=step.timeout_s)
+            return self._stubs[method](request, timeout=self.config.deadline_s)
         except grpc.RpcError as error:
-            return error
-
-    def _connects(self, target: str, timeout_s: float) -> bool:
-        future = grpc.channel_ready_future(self._channels[target])
-        try:
-            future.result(timeout=timeout_s)
-        except grpc.FutureTimeoutError:
-            future.cancel()  # unsubscribes from the channel's connectivity updates
-            return False
-        return True
+            raise ServingError.from_rpc_error(error, self.target) from None
 
     def close(self) -> None:
-        """Closes every channel."""
-        for target, channel in self._channels.items():
-            channel.unsubscribe(self._watchers[target])
-        # gRPC's connectivity poller thread notices the unsubscription within 0.2 s and
-        # raises in its thread if the channel closes under it first.
-        give_up = time.monotonic() + 0.5
-        while time.monotonic() < give_up and any(
-            getattr(getattr(channel, "_connectivity_state", None), "polling", False) for channel in self._channels.values()
-        ):
-            time.sleep(0.01)
-        for channel in self._channels.values():
-            channel.close()
+        """Closes the channel."""
+        self._channel.close()
 
     def __enter__(self):
         return self

@@ -22,3 +22,8 @@ class ServingError(Exception):
         self.code = code
         self.details = message
         self.target = target
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError, target: str) -> ServingError:
+        """The error for a call on ``target`` that gRPC failed, retries included (sync or asyncio)."""
+        return cls(error.code(), error.details() or "", target)

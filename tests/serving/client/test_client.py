@@ -1,6 +1,5 @@
 """RecommenderClient against a toy server (version 1 labelled stable, 50 items)."""
 
-import socket
 import time
 
 import grpc
@@ -17,12 +16,6 @@ NUM_ITEMS = 50
 def client(target):
     with RecommenderClient([target], deadline_s=5.0) as client:
         yield client
-
-
-def _closed_port_target() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_recommend_returns_the_models_top_k_without_excluded_items(client):
@@ -89,22 +82,61 @@ def test_bad_sessions_fail_locally_naming_the_event(client):
         client.rank(["item-001"], "item-002")
 
 
-def test_a_dead_replica_is_failed_over_and_ejected(target):
-    dead = _closed_port_target()
-    with RecommenderClient([dead, target], deadline_s=5.0, retries=2, seed=0) as client:
-        for _ in range(4):
+def test_a_dead_replica_never_fails_a_call(target, dead_target):
+    # round_robin only picks connected replicas; waitForReady holds the first calls until one is.
+    with RecommenderClient([dead_target(), target], deadline_s=5.0) as client:
+        assert client.target.startswith("ipv4:127.0.0.1:")
+        for _ in range(6):
             assert client.recommend(["item-001"], k=1) == expected_top_k(NUM_ITEMS, 1, 1)
-        assert client._health.healthy() == [target]
 
 
-def test_no_live_replica_fails_within_the_deadline():
-    with RecommenderClient([_closed_port_target(), _closed_port_target()], deadline_s=0.5, retries=5, seed=0) as client:
+def test_unavailable_from_a_live_replica_is_retried_on_the_other(target, unavailable_replica):
+    with RecommenderClient([unavailable_replica.target, target], deadline_s=5.0, retries=4) as client:
+        # Once both are connected, round robin sends every other attempt to the failing replica.
+        for _ in range(50):
+            assert client.recommend(["item-001"], k=1) == expected_top_k(NUM_ITEMS, 1, 1)
+            if unavailable_replica.calls >= 5:
+                break
+    assert unavailable_replica.calls >= 5
+
+
+def test_without_retries_unavailable_reaches_the_caller(target, unavailable_replica):
+    with RecommenderClient([unavailable_replica.target, target], deadline_s=5.0, retries=0) as client:
+        codes = set()
+        for _ in range(10):
+            try:
+                client.recommend(["item-001"], k=1)
+                codes.add(grpc.StatusCode.OK)
+            except ServingError as error:
+                codes.add(error.code)
+    assert codes == {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}
+
+
+def test_a_status_that_is_not_retryable_is_not_retried(not_found_replica):
+    with RecommenderClient([not_found_replica.target], deadline_s=5.0, retries=4) as client:
+        with pytest.raises(ServingError, match="status server answers NOT_FOUND") as caught:
+            client.status(contract.RECOMMEND_MODEL)
+    assert caught.value.code is grpc.StatusCode.NOT_FOUND and caught.value.target == not_found_replica.target
+    assert not_found_replica.calls == 1
+
+
+def test_no_live_replica_fails_within_the_deadline(dead_target):
+    with RecommenderClient([dead_target(), dead_target()], deadline_s=0.5) as client:
+        started = time.monotonic()
+        with pytest.raises(ServingError) as caught:
+            client.recommend(["item-001"], k=1)
+        assert 0.4 < time.monotonic() - started < 2.0  # waited for a replica until the deadline
+    assert caught.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert caught.value.target == client.target
+
+
+def test_without_wait_for_ready_no_live_replica_fails_fast(dead_target):
+    with RecommenderClient([dead_target()], deadline_s=5.0, wait_for_ready=False, backoff_cap_s=0.05) as client:
         started = time.monotonic()
         with pytest.raises(ServingError) as caught:
             client.recommend(["item-001"], k=1)
         assert time.monotonic() - started < 2.0
-    assert caught.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-    assert "failed on every attempt" in str(caught.value)
+    assert caught.value.code is grpc.StatusCode.UNAVAILABLE
 
 
 def test_label_split_sends_each_user_to_its_label(target):

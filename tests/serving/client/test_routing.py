@@ -1,12 +1,11 @@
-"""A/B label split, replica health and backoff, without a server."""
+"""A/B label split and tensor encoding, without a server."""
 
-import random
 from collections import Counter
 
 import numpy as np
 import pytest
 
-from serving.client.routing import LabelSplit, TargetHealth, backoff_delay
+from serving.client.routing import LabelSplit
 from serving.client.tensors import to_array, to_tensor_proto
 
 
@@ -27,28 +26,6 @@ def test_growing_the_canary_only_moves_users_towards_it():
 def test_bad_splits_are_refused(shares, message):
     with pytest.raises(ValueError, match=message):
         LabelSplit(shares)
-
-
-def test_failed_targets_are_avoided_until_their_ejection_ends(monkeypatch):
-    clock = [100.0]
-    monkeypatch.setattr("serving.client.routing.time.monotonic", lambda: clock[0])
-    health = TargetHealth(["a", "b"], eject_base_s=1.0)
-    health.failed("a")
-    assert {health.pick() for _ in range(4)} == {"b"}
-    health.failed("a")  # second failure in a row: ejected for 2 s
-    clock[0] += 1.5
-    assert health.healthy() == ["b"]
-    clock[0] += 1.0
-    assert health.healthy() == ["a", "b"]
-    health.failed("b")
-    assert health.pick(avoid={"a"}) == "b"  # every other choice tried: the ejected one is still offered
-
-
-def test_backoff_is_exponential_with_jitter_and_capped():
-    rng = random.Random(0)
-    delays = [[backoff_delay(attempt, 0.01, 0.5, rng) for _ in range(200)] for attempt in range(8)]
-    assert all(0 <= d <= min(0.5, 0.01 * 2**attempt) for attempt, row in enumerate(delays) for d in row)
-    assert max(delays[3]) > 0.05 and len(set(delays[3])) > 100
 
 
 @pytest.mark.parametrize(
