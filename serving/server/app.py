@@ -49,6 +49,7 @@ class ServerConfig:
     max_message_bytes: int = contract.DEFAULT_MAX_MESSAGE_BYTES
     tls: ServerTls | None = None
     workers: int = 64
+    enable_grpc_healthcheck_service: bool = False
 
     def validate(self) -> ServerConfig:
         """Checks every field; returns ``self``."""
@@ -126,6 +127,8 @@ def serve(config: ServerConfig) -> ServerHandle:
                          interceptors=[ParseErrorsAsInvalidArgument()])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics, config.model_base), server)
+    if config.enable_grpc_healthcheck_service:
+        _add_health_service(server)
     address = f"{config.host}:{config.port}"
     try:
         if config.tls is None:
@@ -160,6 +163,21 @@ def serve(config: ServerConfig) -> ServerHandle:
         ).start()
     log.info("embedded server: gRPC on %s:%d%s", config.host, port, f", HTTP on {config.host}:{http.server_port}" if http else "")
     return ServerHandle(server, http, manager, metrics, port, stop_watching)
+
+
+# What --enable_grpc_healthcheck_service reports (model_servers/server.cc): the server as a
+# whole ("") and the two services under their short names, SERVING from the start, which
+# comes after the first models loaded (serve() polls before it starts the gRPC server).
+HEALTH_SERVICES = ("", "ModelService", "PredictionService")
+
+
+def _add_health_service(server) -> None:
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    servicer = health.HealthServicer()
+    for service in HEALTH_SERVICES:
+        servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
 
 
 def _watch_models_config(config: ServerConfig, manager, stop: threading.Event) -> None:
