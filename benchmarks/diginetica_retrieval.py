@@ -151,7 +151,7 @@ def run(args) -> dict:
     model, history = train_retrieval(prepared.train, prepared.validation, prepared.catalog, config.retrieval,
                                      config.train, vocab=vocab)
     train_seconds = time.perf_counter() - started
-    module = RetrievalModule(model)
+    module = RetrievalModule(model, config.train.max_length)
     ours = evaluate({"LSTM two-tower retrieval (this project)": SignatureRecommender(module.retrieve, config.train.max_length)},
                     cases, (5, 10, 20), catalog_size=vocab.num_items)
     baselines = evaluate({"popularity": Popularity(), "markov-1": MarkovChain(), "session-knn": SessionKNN()},

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                                vocab=vocab)
     print(f"trained in {time.perf_counter() - started:.0f} s", flush=True)
     knn = SessionKNN().fit(seen, prepared.catalog)
-    module = RetrievalModule(model)
+    module = RetrievalModule(model, config.train.max_length)
     models = {"this config": SignatureRecommender(module.retrieve, config.train.max_length), "session-knn": knn}
     revisit = np.array([target in prefix for target, prefix in zip(cases.targets, cases.prefix_item_ids)])
     print(f"\n{len(cases):,} cases, {revisit.mean():.1%} re-visits; HR@20 / MRR@20 in percent\n")

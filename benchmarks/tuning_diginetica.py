@@ -89,7 +89,7 @@ def run(args) -> dict:
     best = result.best_trial()
     tuned = result.tuner.load_model(best)
 
-    modules = {"default config": RetrievalModule(default), "tuned config": RetrievalModule(tuned)}
+    modules = {"default config": RetrievalModule(default, train_config.max_length), "tuned config": RetrievalModule(tuned, train_config.max_length)}
     report = evaluate({name: SignatureRecommender(module.retrieve, train_config.max_length)
                        for name, module in modules.items()}, cases, (20,), catalog_size=default.vocab.num_items)
     table = result.leaderboard

@@ -162,8 +162,8 @@ class TrainedModels:
         self.run_config = run_config
         self.retrieval_model = load_trained(run_dir / "retrieval")
         self.ranking_model = load_trained(run_dir / "ranking")
-        self.retrieval = RetrievalModule(self.retrieval_model)
-        self.ranking = RankingModule(self.ranking_model)
+        self.retrieval = RetrievalModule(self.retrieval_model, run_config.train.max_length)
+        self.ranking = RankingModule(self.ranking_model, run_config.train.max_length)
         # run_config.recommend was validated when the file was read.
         recommend = recommend_config.validate() if recommend_config else run_config.recommend
         self.recommend = RecommendModule(self.retrieval, self.ranking, recommend)
@@ -228,7 +228,8 @@ def export_run(run_dir, base_dir="saved_models", version: int | None = None) -> 
     if metrics_file.exists():
         metadata["validation_metrics"] = json.loads(metrics_file.read_text())
     return export_models(models.retrieval_model, models.ranking_model, base_dir, version,
-                         recommend_config=models.run_config.recommend, metadata=metadata)
+                         recommend_config=models.run_config.recommend, metadata=metadata,
+                         max_session_events=models.run_config.train.max_length)
 
 
 def example_recommendations(version_dir, prepared, n_sessions: int = 3, k: int = 5) -> str:

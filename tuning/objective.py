@@ -83,7 +83,7 @@ def retrieval_metrics(model, cases, k: int, max_length: int) -> dict[str, float]
     from recommenders.models.serving_modules import RetrievalModule
 
     # The tf.function holds its module weakly: keep the module alive while it is called.
-    module = RetrievalModule(model)
+    module = RetrievalModule(model, max_length)
     report = evaluate({"trial": SignatureRecommender(module.retrieve, max_length)}, cases, k_values=(k,),
                       catalog_size=model.vocab.num_items)
     values = report.result("trial").metrics

@@ -13,7 +13,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from recommenders.models.config import RecommendConfig
+from recommenders.models.config import RecommendConfig, TrainConfig
 from recommenders.models.serving_modules import RankingModule, RecommendModule, RetrievalModule
 from recsys_base.errors import ModelError
 from recsys_base.tf_compat import tensorflow
@@ -60,16 +60,18 @@ def save_atomically(module: tf.Module, function, model_dir: Path, version: int, 
 
 
 def export_models(retrieval_model, ranking_model, base_dir: str | Path = "saved_models", version: int | None = None,
-                  recommend_config: RecommendConfig | None = None, metadata: dict | None = None) -> dict[str, Path]:
+                  recommend_config: RecommendConfig | None = None, metadata: dict | None = None,
+                  max_session_events: int = TrainConfig.max_length) -> dict[str, Path]:
     """Exports the ``retrieval``, ``ranking`` and ``recommend`` SavedModels as one version.
 
     Returns ``{model name: version directory}``. ``metadata`` (e.g. evaluation results) is
-    stored in each version's ``assets.extra/recsys_model.json``.
+    stored in each version's ``assets.extra/recsys_model.json``. The signatures read the
+    last ``max_session_events`` events of a session (the run's ``TrainConfig.max_length``).
     """
     base_dir = Path(base_dir)
     version = version or next_version(base_dir)
-    retrieval = RetrievalModule(retrieval_model)
-    ranking = RankingModule(ranking_model)
+    retrieval = RetrievalModule(retrieval_model, max_session_events)
+    ranking = RankingModule(ranking_model, max_session_events)
     recommend = RecommendModule(retrieval, ranking, (recommend_config or RecommendConfig()).validate())
     item_ids = retrieval_model.vocab.item_ids
     exported = {}

@@ -8,7 +8,7 @@ stock TensorFlow ops are used (lookups, matmul, top_k, LSTM kernels), so a stock
 
 from __future__ import annotations
 
-from recommenders.models.config import RANKING_TASK_OUTPUTS, RecommendConfig
+from recommenders.models.config import RANKING_TASK_OUTPUTS, RecommendConfig, TrainConfig
 from recommenders.models.ranking import MultiTaskRanker
 from recommenders.models.repeat import mix_with_catalog
 from recommenders.models.retrieval import SessionRetrievalModel
@@ -36,11 +36,29 @@ def _rows_within(values, lengths, name: str, length_name: str, padding):
         return tf.where(tf.sequence_mask(lengths, width), values, tf.constant(padding, values.dtype))
 
 
-def _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query):
-    """The session inputs checked and cut to each row's ``session_length`` (the rest becomes ``""`` / 0).
+def _last_events(values, lengths, max_events: int, padding):
+    """Each row's last ``min(length, max_events)`` entries of right-padded ``values`` [B, W], as [B, min(W, max_events)].
+
+    >>> _last_events(tf.constant([["a", "b", "c", ""], ["d", "", "", ""]]), tf.constant([3, 1]), 2, "").numpy().tolist()
+    [[b'b', b'c'], [b'd', b'']]
+    """
+    width = tf.shape(values)[1]
+    kept_width = tf.minimum(width, max_events)
+    first = tf.maximum(lengths - max_events, 0)
+    positions = tf.minimum(first[:, tf.newaxis] + tf.range(kept_width)[tf.newaxis, :], width - 1)
+    kept = tf.gather(values, positions, batch_dims=1)
+    return tf.where(tf.sequence_mask(tf.minimum(lengths, max_events), kept_width), kept, tf.constant(padding, values.dtype))
+
+
+def _features(max_events: int, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query):
+    """The session inputs checked, cut to each row's ``session_length`` and to its last ``max_events`` events.
 
     What lies past a row's length is whatever TF Serving's batching padded with (copies
     of the request's first element, see serving/contract), so the model must not read it.
+    Keeping the last ``max_events`` events (what the model was trained and evaluated on)
+    bounds the work of a long session inside the graph, on any server. Returns the
+    features (session inputs [B, min(T, max_events)], ``""`` / 0 past each row's events)
+    and the kept events per row [B].
     """
     rows = tf.shape(session_item_ids)[0]
     checks = [
@@ -52,15 +70,17 @@ def _features(session_item_ids, session_event_types, session_timestamps, session
         tf.debugging.assert_equal(tf.shape(query)[0], rows, message=f"{contract.QUERY} needs one entry per session"),
     ]
     with tf.control_dependencies(checks):
-        return {
-            contract.SESSION_ITEM_IDS: _rows_within(session_item_ids, session_length, contract.SESSION_ITEM_IDS, contract.SESSION_LENGTH, ""),
-            contract.SESSION_EVENT_TYPES: _rows_within(
-                session_event_types, session_length, contract.SESSION_EVENT_TYPES, contract.SESSION_LENGTH, ""),
-            contract.SESSION_TIMESTAMPS: _rows_within(
-                session_timestamps, session_length, contract.SESSION_TIMESTAMPS, contract.SESSION_LENGTH, 0),
-            contract.USER_ID: user_id,
-            contract.QUERY: query,
+        sessions = {
+            contract.SESSION_ITEM_IDS: (session_item_ids, ""),
+            contract.SESSION_EVENT_TYPES: (session_event_types, ""),
+            contract.SESSION_TIMESTAMPS: (session_timestamps, 0),
         }
+        features = {
+            name: _last_events(_rows_within(values, session_length, name, contract.SESSION_LENGTH, padding), session_length,
+                               max_events, padding)
+            for name, (values, padding) in sessions.items()
+        }
+    return {**features, contract.USER_ID: user_id, contract.QUERY: query}, tf.minimum(session_length, max_events)
 
 
 def _checked_max_k(k, rows, num_items: int):
@@ -112,8 +132,9 @@ class RetrievalModule(tf.Module):
     {'item_ids': (TensorShape([1, 10]), tf.string), 'scores': (TensorShape([1, 10]), tf.float32)}
     """
 
-    def __init__(self, model: SessionRetrievalModel):
+    def __init__(self, model: SessionRetrievalModel, max_session_events: int = TrainConfig.max_length):
         super().__init__(name="retrieval")
+        self.max_session_events = max_session_events  # TrainConfig.max_length of the run: what the model saw
         self.session_encoder = model.session_encoder
         self.item_encoder = model.item_encoder
         self.repeat_head = model.repeat_head
@@ -147,7 +168,8 @@ class RetrievalModule(tf.Module):
 
     @tf.function(input_signature=input_signature(contract.RETRIEVAL_MODEL))
     def retrieve(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k):
-        features = _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query)
+        features, _ = _features(self.max_session_events, session_item_ids, session_event_types, session_timestamps,
+                                session_length, user_id, query)
         max_k = _checked_max_k(k, tf.shape(session_item_ids)[0], self.num_items)
         scores, ids = self.candidates(self.catalog_scores(features), max_k)
         return _blank_past_k(scores, ids, k, max_k)
@@ -156,9 +178,10 @@ class RetrievalModule(tf.Module):
 class RankingModule(tf.Module):
     """``rank``: session + candidate items -> click/cart/purchase probabilities and a score."""
 
-    def __init__(self, model: MultiTaskRanker):
+    def __init__(self, model: MultiTaskRanker, max_session_events: int = TrainConfig.max_length):
         super().__init__(name="ranking")
         self.ranker = model
+        self.max_session_events = max_session_events
 
     def rank_features(self, features, candidate_item_ids):
         probabilities, score = self.ranker.rank(features, candidate_item_ids, training=False)
@@ -166,7 +189,8 @@ class RankingModule(tf.Module):
 
     @tf.function(input_signature=input_signature(contract.RANKING_MODEL))
     def rank(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, candidate_item_ids):
-        features = _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query)
+        features, _ = _features(self.max_session_events, session_item_ids, session_event_types, session_timestamps,
+                                session_length, user_id, query)
         tf.debugging.assert_equal(tf.shape(candidate_item_ids)[0], tf.shape(session_item_ids)[0],
                                   message=f"{contract.CANDIDATE_ITEM_IDS} needs one row per session")
         return self.rank_features(features, candidate_item_ids)
@@ -187,7 +211,8 @@ class RecommendModule(tf.Module):
     @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
     def recommend(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k,
                   exclude_item_ids, exclude_length):
-        features = _features(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query)
+        features, session_length = _features(self.retrieval.max_session_events, session_item_ids, session_event_types,
+                                             session_timestamps, session_length, user_id, query)
         session_item_ids = features[contract.SESSION_ITEM_IDS]
         rows = tf.shape(session_item_ids)[0]
         max_k = _checked_max_k(k, rows, self.retrieval.num_items)

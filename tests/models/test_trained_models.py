@@ -107,6 +107,23 @@ def test_excluded_and_purchased_items_are_never_recommended(models, test_cases):
         assert not purchased & set(again[row])
 
 
+def test_a_long_session_is_answered_as_its_last_max_length_events(models, test_cases):
+    """The signatures keep the last TrainConfig.max_length events in the graph, so a huge session costs what a normal one does."""
+    from serving.client.sessions import session_inputs as request_inputs
+
+    max_length = models.run_config.train.max_length
+    row = int(np.argmax([len(prefix) for prefix in test_cases.prefix_item_ids]))
+    prefix = list(zip(test_cases.prefix_item_ids[row], test_cases.prefix_event_types[row], (int(t) for t in test_cases.prefix_timestamps[row])))
+    filler = [(models.retrieval_model.vocab.item_ids[0], "view", 1_600_000_000)] * 3000
+    answers = []
+    for session in (filler + prefix, (filler + prefix)[-max_length:]):
+        inputs = {**request_inputs([session], [None], [None]), contract.K: np.array([10], np.int32), **exclude_inputs([None])}
+        tensors = {name: tf.constant(values.astype(str) if values.dtype == object else values) for name, values in inputs.items()}
+        answers.append(models.recommend.recommend(**tensors))
+    assert answers[0][contract.ITEM_IDS].numpy().tolist() == answers[1][contract.ITEM_IDS].numpy().tolist()
+    np.testing.assert_allclose(answers[0][contract.SCORES].numpy(), answers[1][contract.SCORES].numpy(), rtol=1e-5)
+
+
 def test_per_row_k_blanks_the_tail(models, test_cases):
     request = _request(test_cases.take([0, 1]), 5)
     request[contract.K] = tf.constant([2, 5], tf.int32)
