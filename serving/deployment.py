@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,12 @@ BATCHING_CONFIG = "batching_parameters.txt"
 MONITORING_CONFIG = "monitoring.config"
 CONFIG_DIR_IN_CONTAINER = "/config"
 POLICIES = ("latest", "all", "specific")
+# The TF Serving release that serves the SavedModels: the TensorFlow release that writes
+# them (setup.cfg pins tensorflow and tensorflow-serving-api to it). An older server fails
+# to load a newer graph ("NodeDef mentions attr ... not in Op", tensorflow/serving#1737,
+# #1757); tests/serving/test_deployment.py fails when setup.cfg and this drift apart.
+TF_SERVING_VERSION = "2.21.0"
+TF_SERVING_IMAGE = "tensorflow/serving"
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ class DeploymentConfig:
     prometheus_path: str = DEFAULT_PROMETHEUS_PATH
     file_system_poll_wait_seconds: int = 30
     model_config_file_poll_wait_seconds: int = 60
-    image: str = "tensorflow/serving:2.18.0-gpu"
+    image: str = f"{TF_SERVING_IMAGE}:{TF_SERVING_VERSION}-gpu"
     replicas: int = 2
     gpus_per_replica: int = 1
     host_model_dir: str = "../saved_models"  # docker-compose bind mount source, relative to its file
@@ -75,6 +82,9 @@ class DeploymentConfig:
         if self.replicas < 1:
             raise ConfigError(f"replicas must be >= 1, got {self.replicas}")
         self.batching_options().validate()  # the embedded server's checks: both servers refuse the same values
+        if _release(self.image) is not None and _release(self.image) < _release(f"{TF_SERVING_IMAGE}:{TF_SERVING_VERSION}"):
+            raise ConfigError(f"image {self.image!r} is older than TensorFlow {TF_SERVING_VERSION}, which writes the models; "
+                              "an older server cannot load a newer graph")
         if not self.prometheus_path.startswith("/"):
             raise ConfigError(f"prometheus_path must start with '/', got {self.prometheus_path!r}")
         return self
@@ -93,6 +103,16 @@ class DeploymentConfig:
         """Version labels to write: stable/canary for the versions that are set."""
         labels = {contract.STABLE_LABEL: self.stable_version, contract.CANARY_LABEL: self.canary_version}
         return {label: version for label, version in labels.items() if version is not None}
+
+
+def _release(image: str) -> tuple[int, int] | None:
+    """(major, minor) of an official TF Serving image tag; None for other images.
+
+    >>> _release("tensorflow/serving:2.18.0-gpu"), _release("registry.local/serving:canary")
+    ((2, 18), None)
+    """
+    match = re.fullmatch(rf"{TF_SERVING_IMAGE}:(\d+)\.(\d+)[.\w-]*", image)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def models_config_text(config: DeploymentConfig) -> str:

@@ -1,5 +1,6 @@
 """Generated deployment files parse as TF Serving's configs and agree with each other."""
 
+import configparser
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,10 @@ from tensorflow_serving.config import model_server_config_pb2
 
 import recsys_base  # noqa: F401 - Keras 2 before the official protos pull in TensorFlow
 from recsys_base.errors import ConfigError
+from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.config_files import BatchingParameters, MonitoringConfig, parse_text, read_batching_options, read_prometheus_path
-from serving.deployment import DeploymentConfig, docker_compose, kubernetes, write_deployment
+from serving.deployment import TF_SERVING_VERSION, DeploymentConfig, docker_compose, kubernetes, write_deployment
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,6 +96,27 @@ def test_kubernetes_deployment_has_gpu_probe_rolling_update_and_ports():
     assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models/recommend", "port": 8501}
     assert {port["containerPort"] for port in container["ports"]} == {8500, 8501}
     assert {port["port"] for port in service["spec"]["ports"]} == {8500, 8501}
+
+
+def _pins() -> dict[str, str]:
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    requirements = parser["options"]["install_requires"].split()
+    return dict(requirement.split("==") for requirement in requirements if "==" in requirement)
+
+
+def test_the_image_serves_the_tensorflow_release_that_writes_the_models():
+    # An older TF Serving cannot load a newer graph (tensorflow/serving#1737): the image tag,
+    # setup.cfg's tensorflow and tensorflow-serving-api pins and the installed TensorFlow agree.
+    pins = _pins()
+    assert pins["tensorflow"] == pins["tensorflow-serving-api"] == TF_SERVING_VERSION, (pins, TF_SERVING_VERSION)
+    assert tensorflow().__version__.split(".")[:2] == TF_SERVING_VERSION.split(".")[:2]
+    assert DeploymentConfig().image == f"tensorflow/serving:{TF_SERVING_VERSION}-gpu"
+    for name in ("docker-compose.yml", "kubernetes.yaml"):
+        assert f"image: tensorflow/serving:{TF_SERVING_VERSION}-gpu" in (REPO / "deploy" / name).read_text()
+    with pytest.raises(ConfigError, match="older than TensorFlow"):
+        DeploymentConfig(image="tensorflow/serving:2.18.0-gpu").validate()
+    DeploymentConfig(image="registry.local/tf-serving:patched").validate()  # own builds are the operator's call
 
 
 def test_committed_deploy_directory_matches_the_generator(tmp_path):
