@@ -80,6 +80,7 @@ def register(subparsers) -> None:
         ("batch_timeout_micros", "longest a batch waits to fill"),
         ("replicas", "server replicas in docker-compose/Kubernetes"),
         ("image", "TF Serving image for docker-compose/Kubernetes"),
+        ("startup_seconds", "time a replica may take to load and warm up the models before liveness checks count"),
     ):
         field_flag(config, DeploymentConfig, field, text)
     config.add_argument("--configs-only", action="store_true", help="write only the three TF Serving config files")
