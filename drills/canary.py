@@ -3,7 +3,12 @@ through the server, then promote it (move ``stable``) or roll it back, logging t
 
 Labels move the way an operator moves them on TF Serving: the models.config file is
 rewritten (so a restart keeps the decision) and every replica gets the new config through
-ModelService/HandleReloadConfigRequest.
+ModelService/HandleReloadConfigRequest. With a ``specific`` version policy the served
+versions are rewritten with the labels, in TF Serving's two steps
+(tensorflow_serving/g3doc/serving_config.md): first load the newly labelled versions next
+to the served ones and wait until every replica has them AVAILABLE, then move the labels
+and drop the unlabelled versions. A label may only move to a loaded version
+(server_core.cc), and this way ``stable`` never points at a version that is not serving.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from drills.load import recommend_inputs
-from recsys_base.errors import ConfigError
+from recsys_base.errors import ConfigError, RecsysError
 from serving import contract
 from serving.client import RecommenderClient
 
@@ -78,18 +83,12 @@ def _model_config(config, model: str):
     raise ConfigError(f"models config has no model {model!r}")
 
 
-def set_labels(config_file: Path, model: str, labels: dict[str, int], targets: Sequence[str], timeout_s: float = 30.0) -> None:
-    """Rewrites ``model``'s labels in ``config_file`` (atomically) and reloads every replica."""
+def _publish(config_file: Path, config, targets: Sequence[str], timeout_s: float) -> None:
+    """Writes ``config`` to ``config_file`` (atomically) and reloads every replica with it."""
     import grpc
     from google.protobuf import text_format
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 
-    from serving.config_files import read_model_server_config
-
-    config = read_model_server_config(config_file)
-    entry = _model_config(config, model)
-    entry.version_labels.clear()
-    entry.version_labels.update(labels)
     partial = config_file.with_name(config_file.name + ".partial")
     partial.write_text(text_format.MessageToString(config))
     os.replace(partial, config_file)
@@ -97,6 +96,66 @@ def set_labels(config_file: Path, model: str, labels: dict[str, int], targets: S
     for target in targets:
         with grpc.insecure_channel(target) as channel:
             model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=timeout_s)
+
+
+def wait_available(targets: Sequence[str], model: str, versions, timeout_s: float, interval_s: float = 0.1) -> None:
+    """Returns once every replica reports each of ``versions`` AVAILABLE; RecsysError if one
+    failed to load (END with an error) or ``timeout_s`` passed. TF Serving loads the versions
+    of a reloaded config in the background (server_core.cc waits for new models only)."""
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    end = get_model_status_pb2.ModelVersionStatus.END
+    give_up = time.monotonic() + timeout_s
+    for target in targets:
+        with grpc.insecure_channel(target) as channel:
+            stub = model_service_pb2_grpc.ModelServiceStub(channel)
+            request = get_model_status_pb2.GetModelStatusRequest()
+            request.model_spec.name = model
+            while True:
+                states = {s.version: s for s in stub.GetModelStatus(request, timeout=timeout_s).model_version_status}
+                failed = [f"{v}: {states[v].status.error_message}" for v in versions
+                          if v in states and states[v].state == end and states[v].status.error_code != 0]
+                if failed:
+                    raise RecsysError(f"model {model!r} on {target}: version {'; '.join(failed)}")
+                if all(v in states and states[v].state == available for v in versions):
+                    break
+                if time.monotonic() > give_up:
+                    raise RecsysError(f"model {model!r} on {target}: versions {sorted(versions)} not all AVAILABLE after {timeout_s:.0f}s")
+                time.sleep(interval_s)
+
+
+def set_labels(config_file: Path, model: str, labels: dict[str, int], targets: Sequence[str], timeout_s: float = 60.0) -> None:
+    """Sets ``model``'s labels in ``config_file`` and on every replica, loading the labelled
+    versions first; with a ``specific`` policy the served versions become the labelled ones.
+    RecsysError if a labelled version does not load; the previous config is then restored."""
+    from serving.config_files import read_model_server_config
+
+    config = read_model_server_config(config_file)
+    entry = _model_config(config, model)
+    specific = entry.model_version_policy.WhichOneof("policy_choice") == "specific"
+    if specific and not labels:
+        raise ConfigError(f"model {model!r} serves the versions its labels name; give at least one label")
+    if specific:
+        # Step 1: the labelled versions load next to the served ones; the labels stay put.
+        before = type(config)()
+        before.CopyFrom(config)
+        served = set(entry.model_version_policy.specific.versions)
+        entry.model_version_policy.specific.versions[:] = sorted(served | set(labels.values()))
+        _publish(config_file, config, targets, timeout_s)
+    try:
+        wait_available(targets, model, set(labels.values()), timeout_s)
+    except RecsysError:
+        if specific:  # a version that does not load is not left listed
+            _publish(config_file, before, targets, timeout_s)
+        raise
+    # Step 2: the labels move to loaded versions; versions no label names unload.
+    entry.version_labels.clear()
+    entry.version_labels.update(labels)
+    if specific:
+        entry.model_version_policy.specific.versions[:] = sorted(set(labels.values()))
+    _publish(config_file, config, targets, timeout_s)
 
 
 def canary_gate(

@@ -22,6 +22,7 @@ SCENARIOS = {
     "unreadable_model_dir": scenarios.unreadable_model_dir,
     "restart_with_warmup": scenarios.restart_with_warmup,
     "canary_rejected": scenarios.canary_rejected,
+    "three_exports": scenarios.three_exports,
 }
 
 

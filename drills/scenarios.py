@@ -11,7 +11,7 @@ from pathlib import Path
 from drills.load import LoadGenerator, recommend_inputs, summarize
 from drills.replicas import ReplicaProcess
 from drills.workspace import MODEL, Workspace, load_session
-from recsys_base.errors import ConfigError
+from recsys_base.errors import ConfigError, RecsysError
 from serving import contract
 from serving.client import RecommenderClient, ServingError
 
@@ -131,15 +131,25 @@ def _half_written_copy(source: Path, destination: Path) -> None:
 
 
 def corrupt_version(workspace: Workspace, settings: DrillSettings) -> DrillResult:
-    """A half-written new version lands in the base path: the previous version keeps serving
+    """A half-written new version lands in the base path and is labelled canary: labelling
+    fails with its load error (models.config restored), the previous version keeps serving
     and GetModelStatus reports the broken one as END with its load error."""
+    from drills.canary import set_labels
+
     stable, broken = workspace.stable_version, workspace.stable_version + 1
     with _in_process_server(workspace, settings) as handle, _client([f"127.0.0.1:{handle.port}"], settings) as client:
+        target = f"127.0.0.1:{handle.port}"
         load = _load(client, workspace, settings)
         with load.running():
             time.sleep(settings.warm_seconds)
             dropped_at = time.monotonic()
             _half_written_copy(workspace.version_dir(stable), workspace.version_dir(broken))
+            try:
+                set_labels(workspace.config_file, MODEL, {contract.STABLE_LABEL: stable, contract.CANARY_LABEL: broken}, [target],
+                           timeout_s=max(10.0, 20 * settings.poll_seconds))
+                refused = None
+            except RecsysError as error:
+                refused = str(error)
 
             def broken_reported():
                 return any(s.version == broken and s.state == "END" and s.error_code != "OK" for s in client.status(MODEL))
@@ -155,8 +165,9 @@ def corrupt_version(workspace: Workspace, settings: DrillSettings) -> DrillResul
     notes = [f"version {broken} (saved_model.pb cut in half, no variables/) "
              + (f"reported {reported.state}/{reported.error_code} after {detected_s:.2f}s: {reported.error_message[:90]}"
                 if detected_s is not None and reported else "never reported as failed"),
-             f"versions that answered after the drop: {list(fault.versions)}"]
-    passed = total.failed == 0 and detected_s is not None and served_previous and still_available
+             f"versions that answered after the drop: {list(fault.versions)}",
+             f"labelling it canary: {refused or 'accepted (it should have failed)'}"]
+    passed = total.failed == 0 and detected_s is not None and served_previous and still_available and refused is not None
     return DrillResult("corrupt_version", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)
 
 
@@ -261,7 +272,7 @@ def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None)
             staging = workspace.root / "canary-export"
             export_toy_models(staging, version=canary, num_items=50, models=(MODEL,))
             shutil.move(str(staging / MODEL / str(canary)), str(workspace.version_dir(canary)))
-            loaded = _wait_for(lambda: any(s.version == canary and s.state == "AVAILABLE" for s in client.status(MODEL)), 30.0)
+            # The gate labels it canary, which loads it (models.config lists the labelled versions).
             decision = canary_gate(client, [f"127.0.0.1:{handle.port}"], workspace.config_file, MODEL, canary, holdout,
                                    k=settings.k, max_drop=settings.gate_max_drop, decision_log=decision_log)
             ended = time.monotonic()
@@ -273,7 +284,50 @@ def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None)
     logged = decision_log.read_text().strip().splitlines() if decision_log.exists() else []
     notes = [decision.reason, f"labels after the gate: {labels}; stable-labelled requests answered by versions {list(total.versions)}",
              f"decision logged to {decision_log.name} ({len(logged)} line)"]
-    passed = (loaded is not None and not decision.promoted and labels.get(contract.STABLE_LABEL) == stable
+    passed = (not decision.promoted and labels.get(contract.STABLE_LABEL) == stable
               and contract.CANARY_LABEL not in labels
               and [s.version for s in served_after] == [stable] and total.versions == (stable,) and total.failed == 0 and len(logged) == 1)
     return DrillResult("canary_rejected", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)
+
+
+def three_exports(workspace: Workspace, settings: DrillSettings, exports: int = 3) -> DrillResult:
+    """``exports`` new versions land in the base path in a row under ``stable``-labelled load,
+    each labelled canary as it lands (models.config and the server rewritten by
+    :func:`drills.canary.set_labels`): no ``stable`` request may fail and all are answered by
+    the stable version, which stays loaded while the previous canaries unload.
+
+    With the old ``latest {num_versions: 2}`` policy the second export already unloaded the
+    version ``stable`` points at and every ``stable`` request failed NOT_FOUND.
+    """
+    from drills.canary import read_labels, set_labels
+
+    stable = workspace.stable_version
+    versions = list(range(stable + 1, stable + 1 + exports))
+    with _in_process_server(workspace, settings) as handle, _client([f"127.0.0.1:{handle.port}"], settings,
+                                                                     version_label=contract.STABLE_LABEL) as client:
+        load = _load(client, workspace, settings)
+        with load.running():
+            time.sleep(settings.warm_seconds)
+            started = time.monotonic()
+            for version in versions:
+                # A re-export of the stable model: written aside, moved in with one rename.
+                staging = workspace.root / f"export-{version}"
+                shutil.copytree(workspace.version_dir(stable), staging)
+                staging.rename(workspace.version_dir(version))
+                time.sleep(2 * settings.poll_seconds)  # polls see it on disk before it is labelled
+                set_labels(workspace.config_file, MODEL, {contract.STABLE_LABEL: stable, contract.CANARY_LABEL: version},
+                           [f"127.0.0.1:{handle.port}"])
+            ended = time.monotonic()
+            time.sleep(settings.warm_seconds)
+        states = {s.version: s.state for s in client.status(MODEL)}
+    during = summarize(load.samples, started, ended)
+    total = summarize(load.samples)
+    labels = read_labels(workspace.config_file, MODEL)
+    notes = [f"{exports} exports in {ended - started:.1f}s, each labelled canary; {during.requests} stable requests meanwhile, "
+             f"answered by versions {list(total.versions)}",
+             f"states after: {dict(sorted(states.items()))}; labels in models.config: {labels}"]
+    notes += [f"errors: {', '.join(total.errors)}"] if total.failed else []
+    passed = (total.failed == 0 and during.requests > 0 and total.versions == (stable,) and states.get(stable) == "AVAILABLE"
+              and states.get(versions[-1]) == "AVAILABLE" and all(states.get(v) == "END" for v in versions[:-1])
+              and labels == {contract.STABLE_LABEL: stable, contract.CANARY_LABEL: versions[-1]})
+    return DrillResult("three_exports", passed, total.requests, total.failed, float("nan"), during.p99_ms, notes)

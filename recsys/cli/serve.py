@@ -1,14 +1,21 @@
-"""``recsys serve`` and ``recsys serve-config``: run TF Serving (or the embedded server), write its configs."""
+"""``recsys serve`` and ``recsys serve-config``: run TF Serving (or the embedded server), write its configs.
+
+With ``tensorflow_model_server`` on PATH, ``recsys serve`` replaces itself with it
+(``os.execvp``), so SIGTERM from docker or the kubelet reaches the server itself; it
+passes only flags tensorflow_serving/model_servers/main.cc defines and refuses options the
+binary cannot honour (it has no address flag, and reads port 0 as "off": server.cc).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from recsys.cli.flags import field_flag, field_values
 from recsys_base.errors import ConfigError
@@ -19,6 +26,8 @@ from serving.server.app import ServerConfig
 MIB = 1024 * 1024
 
 MODEL_SERVER_BINARY = "tensorflow_model_server"
+# The only address the binary listens on (server.cc builds "0.0.0.0:<port>"; no flag changes it).
+MODEL_SERVER_HOST = "0.0.0.0"
 
 
 def register(subparsers) -> None:
@@ -31,11 +40,12 @@ def register(subparsers) -> None:
     )
     serve.add_argument("--model-base", type=Path, required=True, help="directory holding <model>/<version>/ SavedModels")
     serve.add_argument("--config", type=Path, help="models.config (text ModelServerConfig); default: generated for the models found")
-    serve.add_argument("--host", default=ServerConfig.host,
-                       help="address to bind (embedded server; TF Serving binds all; default: %(default)s)")
-    serve.add_argument("--port", type=int, default=contract.GRPC_PORT, help="gRPC port (0: pick a free one; default: %(default)s)")
+    serve.add_argument("--host", help=f"address to bind (embedded server only, default {ServerConfig.host}; "
+                       f"{MODEL_SERVER_BINARY} always binds {MODEL_SERVER_HOST})")
+    serve.add_argument("--port", type=int, default=contract.GRPC_PORT,
+                       help="gRPC port (0: pick a free one, embedded server only; default: %(default)s)")
     serve.add_argument("--rest-port", type=int, default=contract.REST_PORT,
-                       help="REST/metrics port (0: pick a free one; default: %(default)s)")
+                       help="REST/metrics port (0: pick a free one, embedded server only; default: %(default)s)")
     serve.add_argument("--batching-config", type=Path, help="BatchingParameters file; enables batching")
     serve.add_argument("--monitoring-config", type=Path, help="MonitoringConfig file (Prometheus path); default: generated")
     serve.add_argument("--poll-seconds", type=float, default=ServerConfig.poll_seconds,
@@ -58,9 +68,11 @@ def register(subparsers) -> None:
                         help="model base path as the server sees it (default: %(default)s in the container)")
     config.add_argument("--models", nargs="+", default=list(DeploymentConfig.models), help="models to serve")
     config.add_argument("--policy", choices=POLICIES, default=DeploymentConfig.version_policy,
-                        help="model version policy (default: %(default)s)")
+                        help="model version policy (default: specific, serving exactly the labelled versions, when "
+                        "--stable/--canary are given; else latest)")
     field_flag(config, DeploymentConfig, "num_versions", "versions kept loaded with --policy latest")
-    config.add_argument("--versions", type=int, nargs="+", default=(), help="versions served with --policy specific")
+    config.add_argument("--versions", type=int, nargs="+", default=(),
+                        help="versions served with --policy specific (default: the labelled ones)")
     config.add_argument("--stable", type=int, help=f"version labelled {contract.STABLE_LABEL!r}")
     config.add_argument("--canary", type=int, help=f"version labelled {contract.CANARY_LABEL!r}")
     for field, text in (
@@ -68,6 +80,7 @@ def register(subparsers) -> None:
         ("batch_timeout_micros", "longest a batch waits to fill"),
         ("replicas", "server replicas in docker-compose/Kubernetes"),
         ("image", "TF Serving image for docker-compose/Kubernetes"),
+        ("startup_seconds", "time a replica may take to load and warm up the models before liveness checks count"),
     ):
         field_flag(config, DeploymentConfig, field, text)
     config.add_argument("--configs-only", action="store_true", help="write only the three TF Serving config files")
@@ -100,40 +113,58 @@ def _local_configs(model_base: Path, out_dir: Path) -> dict[str, Path]:
     return write_configs(DeploymentConfig(model_base=str(model_base.resolve()), models=models), out_dir)
 
 
+def _config_paths(args: argparse.Namespace, generated: Path) -> tuple[Path, Path]:
+    """(models config, monitoring config): the given ones, else generated into ``generated``."""
+    defaults = _local_configs(args.model_base, generated) if args.config is None or args.monitoring_config is None else {}
+    return args.config or defaults["models.config"], args.monitoring_config or defaults["monitoring.config"]
+
+
 def _serve(args: argparse.Namespace) -> int:
     if not args.model_base.is_dir():
         raise ConfigError(f"--model-base {args.model_base} is not a directory")
     for flag, path in (("--config", args.config), ("--batching-config", args.batching_config), ("--monitoring-config", args.monitoring_config)):
         if path is not None and not path.is_file():
             raise ConfigError(f"{flag} {path} does not exist")
+    binary = None if args.embedded else shutil.which(MODEL_SERVER_BINARY)
+    if binary is not None:
+        return _exec_model_server(binary, args)
     with tempfile.TemporaryDirectory(prefix="recsys-serve-") as generated:
-        defaults = _local_configs(args.model_base, Path(generated)) if args.config is None or args.monitoring_config is None else {}
-        models_config = args.config or defaults["models.config"]
-        monitoring_config = args.monitoring_config or defaults["monitoring.config"]
-        binary = None if args.embedded else shutil.which(MODEL_SERVER_BINARY)
-        if binary is not None:
-            return _run_model_server(binary, args, models_config, monitoring_config)
-        return _run_embedded(args, models_config, monitoring_config)
+        return _run_embedded(args, *_config_paths(args, Path(generated)))
 
 
-def _run_model_server(binary: str, args, models_config: Path, monitoring_config: Path) -> int:
+def _whole_seconds(seconds: float) -> int:
+    """TF Serving's poll flags take whole seconds; 0 keeps meaning 'no periodic polling'."""
+    return 0 if seconds == 0 else max(1, round(seconds))
+
+
+def _exec_model_server(binary: str, args) -> NoReturn:
+    """Replaces this process with ``binary``, or raises ConfigError."""
     from serving.deployment import server_flags
 
-    # TF Serving takes whole seconds; 0 turns its config polling off as ours.
+    if args.host is not None and args.host != MODEL_SERVER_HOST:
+        raise ConfigError(f"--host {args.host}: {MODEL_SERVER_BINARY} has no flag to choose its address and always binds "
+                          f"{MODEL_SERVER_HOST}; drop --host, or use --embedded")
     deployment = DeploymentConfig(
-        file_system_poll_wait_seconds=max(1, round(args.poll_seconds)),
-        model_config_file_poll_wait_seconds=round(args.config_poll_seconds),
-    )
-    flags = server_flags(
-        deployment,
-        str(models_config),
-        None if args.batching_config is None else str(args.batching_config),
-        str(monitoring_config),
-        port=args.port,
-        rest_port=args.rest_port,
-    )
+        file_system_poll_wait_seconds=_whole_seconds(args.poll_seconds),
+        model_config_file_poll_wait_seconds=_whole_seconds(args.config_poll_seconds),
+        max_message_bytes=args.max_message_mb * MIB,
+    ).validate()
+    # The server re-reads models.config while it runs, so generated configs outlive this
+    # process (exec leaves no one to delete them; they are small).
+    generated = Path(tempfile.mkdtemp(prefix="recsys-serve-"))
+    try:
+        models_config, monitoring_config = _config_paths(args, generated)
+        batching_config = None if args.batching_config is None else str(args.batching_config)
+        flags = server_flags(deployment, str(models_config), batching_config, str(monitoring_config), port=args.port, rest_port=args.rest_port)
+    except ConfigError:
+        shutil.rmtree(generated)
+        raise
     print(f"recsys serve: running {binary} {' '.join(flags)}", flush=True)
-    return subprocess.call([binary, *flags])
+    sys.stderr.flush()
+    try:
+        os.execvp(binary, [binary, *flags])
+    except OSError as error:
+        raise ConfigError(f"cannot run {binary}: {error.strerror or error}") from None
 
 
 def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
@@ -147,7 +178,7 @@ def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
         ServerConfig(
             models_config,
             model_base=args.model_base,
-            host=args.host,
+            host=args.host or ServerConfig.host,
             port=args.port,
             rest_port=args.rest_port,
             poll_seconds=args.poll_seconds,
@@ -158,7 +189,8 @@ def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
             max_message_bytes=args.max_message_mb * MIB,
         )
     )
-    print(f"recsys serve: gRPC on {args.host}:{handle.port}, REST/metrics on {args.host}:{handle.rest_port}", flush=True)
+    host = args.host or ServerConfig.host
+    print(f"recsys serve: gRPC on {host}:{handle.port}, REST/metrics on {host}:{handle.rest_port}", flush=True)
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt  # SIGTERM (docker stop, kubelet) stops like Ctrl-C

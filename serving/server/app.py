@@ -33,7 +33,11 @@ class ServerConfig:
     Serving's REST API and the metrics). ``max_message_bytes`` bounds gRPC messages and
     REST request bodies alike. ``config_poll_seconds`` > 0 re-reads the models config when it
     changes (TF Serving's --model_config_file_poll_wait_seconds). Relative base paths in the models config resolve against
-    ``model_base``, and no base path may leave it. :func:`serve` validates it.
+    ``model_base``, and no base path may leave it. ``allow_version_labels_for_unavailable_models``
+    is TF Serving's flag (semantics in :mod:`serving.server.manager`); it defaults to true
+    here, as in the generated deployment, because without it TF Serving refuses any label
+    in the config it starts with (server_core.cc checks labels before loading models).
+    :func:`serve` validates it.
     """
 
     model_config_file: Path
@@ -50,6 +54,7 @@ class ServerConfig:
     tls: ServerTls | None = None
     workers: int = 64
     enable_grpc_healthcheck_service: bool = False
+    allow_version_labels_for_unavailable_models: bool = True
 
     def validate(self) -> ServerConfig:
         """Checks every field; returns ``self``."""
@@ -116,7 +121,7 @@ def serve(config: ServerConfig) -> ServerHandle:
     entries = model_entries(read_model_server_config(config.model_config_file), config.model_base)
     metrics_path = read_prometheus_path(config.monitoring_config_file) if config.monitoring_config_file else None
     metrics = ServerMetrics()
-    manager = ModelManager(entries, config.batching(), metrics)
+    manager = ModelManager(entries, config.batching(), metrics, config.allow_version_labels_for_unavailable_models)
     manager.poll()
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -183,6 +188,7 @@ def _add_health_service(server) -> None:
 def _watch_models_config(config: ServerConfig, manager, stop: threading.Event) -> None:
     """Applies the models config again whenever the file changes; a bad edit is logged and
     the current models keep serving."""
+    from serving.server.errors import RequestFailed
     from serving.server.manager import model_entries
 
     def stamp():
@@ -200,5 +206,5 @@ def _watch_models_config(config: ServerConfig, manager, stop: threading.Event) -
         try:
             manager.apply(model_entries(read_model_server_config(config.model_config_file), config.model_base))
             log.info("models config %s re-read", config.model_config_file)
-        except ConfigError as error:
+        except (ConfigError, RequestFailed) as error:
             log.error("models config %s not applied, keeping the current models: %s", config.model_config_file, error)

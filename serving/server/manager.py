@@ -5,6 +5,25 @@ warmed up) before the version it replaces is unloaded, a version that fails to l
 reported as END with its error while the previous one keeps serving (and is retried only
 when its files change), an unreadable base path leaves the loaded versions alone, and an
 unloaded version finishes the requests already using it.
+
+Version policies and labels as TF Serving (with the sources that define each):
+
+- ``latest {num_versions: N}`` serves the N highest versions on disk (1 if unset), ``all``
+  every version, ``specific {versions: ...}`` the listed ones that exist
+  (tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc).
+- Labels are resolved when a config is applied, not per request. Each label must point at
+  an AVAILABLE version, else the whole config is refused with FAILED_PRECONDITION "Request
+  to assign label to version V of model M, which is not currently available for
+  inference" and nothing changes; with ``allow_version_labels_for_unavailable_models`` a
+  new label, or one keeping its version, may point anywhere, but a label that moves must
+  still point at an AVAILABLE version (tensorflow_serving/model_servers/server_core.cc,
+  UpdateModelVersionLabelMap). The first config is checked before any model loads, so
+  without the flag a config with labels cannot start the server.
+- A request for a label the model does not have gets INVALID_ARGUMENT "Unrecognized
+  servable version label: L" (server_core.cc, GetModelVersionForLabel); a request for a
+  version, or a label's version, that is not loaded gets NOT_FOUND "Servable not found
+  for request: Specific(M, V)", and for the latest of a model with none loaded
+  "...: Latest(M)" (tensorflow_serving/core/basic_manager.cc, manager.h DebugString).
 """
 
 from __future__ import annotations
@@ -130,7 +149,15 @@ class ModelManager:
         servable = manager.servable(contract.RECOMMEND_MODEL, version=None, label=contract.STABLE_LABEL)
     """
 
-    def __init__(self, entries: list[ModelEntry], batching: BatchingOptions | None = None, metrics=None):
+    def __init__(self, entries: list[ModelEntry], batching: BatchingOptions | None = None, metrics=None,
+                 allow_version_labels_for_unavailable_models: bool = True):
+        self._entries: dict[str, ModelEntry] = {}
+        self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
+        try:
+            self._check_labels(entries)  # before anything loads, as TF Serving's first config
+        except RequestFailed as error:
+            raise ConfigError(f"models config: {error.message} (set allow_version_labels_for_unavailable_models "
+                              "to label versions before they load)") from None
         self._entries = {entry.name: entry for entry in entries}
         self._batching = batching
         self._metrics = metrics
@@ -155,28 +182,26 @@ class ModelManager:
     def resolve_version(self, name: str, version: int | None, label: str | None) -> int | None:
         """The version a (version | label | neither) spec means; None: latest available."""
         with self._lock:
-            entry = self._entry(name)
             if label:
-                if label not in entry.labels:
-                    raise RequestFailed(grpc.StatusCode.NOT_FOUND, f"model {name!r} has no version label {label!r}; labels: {sorted(entry.labels)}")
-                return entry.labels[label]
+                # The label map is looked up before the model (server_core.cc).
+                labels = self._entries[name].labels if name in self._entries else {}
+                if label not in labels:
+                    raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
+                return labels[label]
+            self._entry(name)
             return version
 
     def servable(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
         """The loaded servable for the spec; NOT_FOUND names what is missing."""
         with self._lock:
             wanted = self.resolve_version(name, version, label)
-            available = {v: s for v, s in self._entries[name].versions.items() if s.state == "AVAILABLE"}
+            available = {v: s for v, s in self._entry(name).versions.items() if s.state == "AVAILABLE"}
             if wanted is None:
                 if not available:
-                    raise RequestFailed(grpc.StatusCode.NOT_FOUND, f"model {name!r} has no available version")
+                    raise RequestFailed(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({name})")
                 return available[max(available)].servable
             if wanted not in available:
-                via = f" (label {label!r})" if label else ""
-                raise RequestFailed(
-                    grpc.StatusCode.NOT_FOUND,
-                    f"version {wanted}{via} of model {name!r} is not available; available versions: {sorted(available)}",
-                )
+                raise RequestFailed(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({name}, {wanted})")
             return available[wanted].servable
 
     def statuses(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionState]:
@@ -192,10 +217,33 @@ class ModelManager:
 
     # -- configuration ----------------------------------------------------------------
 
+    def _check_labels(self, entries: list[ModelEntry]) -> None:
+        """FAILED_PRECONDITION unless every label of ``entries`` may be assigned now
+        (server_core.cc, UpdateModelVersionLabelMap)."""
+        for entry in entries:
+            current = self._entries.get(entry.name)
+            states = current.versions if current is not None else {}
+            old_labels = current.labels if current is not None else {}
+            for label, version in entry.labels.items():
+                moves = label in old_labels and old_labels[label] != version
+                if self._allow_unavailable_labels and not moves:
+                    continue
+                state = states.get(version)
+                if state is None or state.state != "AVAILABLE":
+                    raise RequestFailed(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"Request to assign label to version {version} of model {entry.name}, which is not currently available for inference",
+                    )
+
     def apply(self, entries: list[ModelEntry]) -> None:
         """Switches to a new model list: keeps loaded versions of models whose base path is
-        unchanged, unloads removed models, then polls so new models are loaded on return."""
+        unchanged, unloads removed models, then polls so new models are loaded on return.
+
+        Refuses the whole list (FAILED_PRECONDITION, nothing changes) if a label may not be
+        assigned yet; the new labels take effect before versions the policy drops unload.
+        """
         with self._lock:
+            self._check_labels(entries)
             old = self._entries
             self._entries = {}
             removed = []

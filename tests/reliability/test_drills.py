@@ -9,6 +9,7 @@ from drills.canary import canary_gate, read_labels, toy_holdout
 from drills.workspace import MODEL, TOY_ITEMS
 from recsys.cli import main
 from serving import contract
+from serving.config_files import read_model_server_config
 from tests.reliability.conftest import FAST
 
 
@@ -25,6 +26,9 @@ def test_half_written_version_is_reported_and_previous_keeps_serving(workspace):
     assert result.failed == 0
     assert "version 2" in result.notes[0] and "reported END/UNKNOWN" in result.notes[0]
     assert "versions that answered after the drop: [1]" in result.notes[1]
+    # The canary tooling reports the load error and restores models.config.
+    assert result.notes[2].startswith("labelling it canary: model 'recommend' on 127.0.0.1:") and "version 2: DecodeError" in result.notes[2]
+    assert read_labels(workspace.config_file, MODEL) == {contract.STABLE_LABEL: 1}
 
 
 def test_unreadable_model_dir_keeps_last_loaded_version_serving(workspace):
@@ -51,6 +55,16 @@ def test_worse_canary_is_rolled_back_and_decision_logged(workspace):
     decision = json.loads((workspace.root / "canary_decisions.jsonl").read_text())
     assert decision["promoted"] is False and decision["canary_version"] == 2 and decision["stable_version"] == 1
     assert decision["canary_hit_rate"] < decision["stable_hit_rate"]
+
+
+def test_three_exports_in_a_row_never_fail_a_stable_request(workspace):
+    result = scenarios.three_exports(workspace, FAST)
+    assert result.passed, result.notes
+    assert result.failed == 0 and result.requests > 20
+    assert "answered by versions [1]" in result.notes[0]
+    # models.config serves exactly the labelled versions (TF Serving's canary recipe).
+    config = read_model_server_config(workspace.config_file).model_config_list.config[0]
+    assert list(config.model_version_policy.specific.versions) == [1, 4]
 
 
 def test_canary_as_good_as_stable_is_promoted(workspace):

@@ -144,10 +144,10 @@ def predict_cases(draw, kind):
         return kind, _request(inputs, name=name), not_found, ["is not served"]
     if kind == "unknown_version":
         version = draw(st.integers(-(2**63), 2**63 - 1).filter(lambda v: v != 1))
-        return kind, _request(inputs, version=version), not_found, [f"version {version}"]
+        return kind, _request(inputs, version=version), not_found, [f"Servable not found for request: Specific({MODEL}, {version})"]
     if kind == "unknown_label":
         label = draw(st.text(min_size=1, max_size=20).filter(lambda label: label != contract.STABLE_LABEL))
-        return kind, _request(inputs, version_label=label), not_found, ["no version label", repr(label)]
+        return kind, _request(inputs, version_label=label), invalid, [f"Unrecognized servable version label: {label}"]
     signature = draw(st.text(min_size=1, max_size=20).filter(lambda name: name not in (contract.DEFAULT_SIGNATURE, contract.SIGNATURES[MODEL])))
     return kind, _request(inputs, signature_name=signature), not_found, ["signature", repr(signature)]
 
@@ -188,16 +188,17 @@ def status_cases(draw):
     elif which == "label":
         request.model_spec.version_label = draw(st.one_of(st.just(contract.STABLE_LABEL), st.text(min_size=1, max_size=20)))
     spec = request.model_spec
+    # As TF Serving (server_core.cc): a label is looked up before the model, and an unknown one is INVALID_ARGUMENT.
+    if which == "label" and (spec.name != MODEL or spec.version_label != contract.STABLE_LABEL):
+        return request, grpc.StatusCode.INVALID_ARGUMENT, "Unrecognized servable version label"
     if spec.name != MODEL:
         return request, grpc.StatusCode.NOT_FOUND, "is not served"
-    if which == "label" and spec.version_label != contract.STABLE_LABEL:
-        return request, grpc.StatusCode.NOT_FOUND, "no version label"
     if which == "version" and spec.version.value != 1:
         return request, grpc.StatusCode.NOT_FOUND, f"version {spec.version.value}"
     return request, grpc.StatusCode.OK, ""
 
 
-def test_model_status_answers_every_spec_with_status_or_not_found(server, record_property):
+def test_model_status_answers_every_spec_with_status_or_a_named_error(server, record_property):
     _, channel = server
     status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus
     tried = []

@@ -26,7 +26,8 @@ tf = tensorflow()
 def served(trained_run_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     export_run(trained_run_dir, root / "models", version=1)
-    configs = write_configs(DeploymentConfig(model_base=str(root / "models"), stable_version=1), root / "config")
+    # 'all': a new export loads next to the labelled one (the deployment's 'specific' would wait for a label).
+    configs = write_configs(DeploymentConfig(model_base=str(root / "models"), version_policy="all", stable_version=1), root / "config")
     server = serve(ServerConfig(configs["models.config"], model_base=root / "models", port=0, poll_seconds=0.2))
     client = RecommenderClient([f"127.0.0.1:{server.port}"], deadline_s=20)
     yield root, server, client

@@ -43,25 +43,59 @@ def test_an_empty_model_base_is_refused(tmp_path, capsys):
     assert "holds none of the models" in capsys.readouterr().err
 
 
-def test_tensorflow_model_server_on_path_gets_the_generated_flags(tmp_path):
-    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,), warmup=False)
+def _fake_model_server(tmp_path) -> Path:
+    """A ``tensorflow_model_server`` that records its argv and pid, then exits."""
     fake = tmp_path / "bin" / "tensorflow_model_server"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path / 'argv'}\n")
+    fake.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'pid'}\nprintf '%s\\n' \"$@\" > {tmp_path / 'argv'}\n")
     fake.chmod(0o755)
+    return fake
+
+
+def test_tensorflow_model_server_on_path_replaces_recsys_serve_with_the_generated_flags(tmp_path):
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,), warmup=False)
+    fake = _fake_model_server(tmp_path)
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
     batching = tmp_path / "batching.txt"
     batching.write_text("max_batch_size { value: 8 }\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "recsys", "serve", "--model-base", str(tmp_path / "models"), "--batching-config", str(batching)],
-        env=env, capture_output=True, text=True, timeout=120,
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsys", "serve", "--model-base", str(tmp_path / "models"), "--batching-config", str(batching),
+         "--max-message-mb", "32", "--poll-seconds", "0.2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].startswith(f"recsys serve: running {fake}")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines()[0].startswith(f"recsys serve: running {fake}")
+    # exec'd, not a child: SIGTERM to the container's process reaches the server itself.
+    assert int((tmp_path / "pid").read_text()) == process.pid
     flags = dict(line.lstrip("-").split("=", 1) for line in (tmp_path / "argv").read_text().split())
     assert flags["port"] == "8500" and flags["rest_api_port"] == "8501"
     assert flags["enable_batching"] == "true" and flags["batching_parameters_file"] == str(batching)
     assert "monitoring_config_file" in flags and "model_config_file_poll_wait_seconds" in flags
+    assert flags["file_system_poll_wait_seconds"] == "1"  # whole seconds, never 0 (= poll once) for a positive interval
+    assert f"grpc.max_receive_message_length={32 * 2**20}" in flags["grpc_channel_arguments"].split(",")
+    # The generated models.config stays for the server to re-read.
+    assert Path(flags["model_config_file"]).is_file()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--port", "0"], "gRPC port 0: tensorflow_model_server cannot pick a free port"),
+        (["--rest-port", "0"], "REST port 0: tensorflow_model_server would silently run without REST API and metrics"),
+        (["--rest-port", "8500"], "other than the gRPC port"),
+        (["--host", "127.0.0.1"], "--host 127.0.0.1: tensorflow_model_server has no flag to choose its address"),
+        (["--max-message-mb", "4096"], "TF Serving reads it as an int32"),
+    ],
+)
+def test_options_tensorflow_model_server_would_misread_are_refused(argv, message, tmp_path, monkeypatch, capsys):
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,), warmup=False)
+    fake = _fake_model_server(tmp_path)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(os, "execvp", lambda *args: pytest.fail(f"execvp{args} despite a refused option"))
+    assert main(["serve", "--model-base", str(tmp_path / "models"), *argv]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
 
 
 def test_without_tensorflow_model_server_the_embedded_server_answers(tmp_path):

@@ -51,13 +51,13 @@ def test_pinned_label_and_version_reach_the_labelled_version(target):
         assert client.recommend(["item-001"], k=2) == expected_top_k(NUM_ITEMS, 1, 2)
 
 
-def test_unknown_label_version_and_model_are_not_found(target):
+def test_unknown_label_is_refused_and_unknown_version_and_model_are_not_found(target):
     with RecommenderClient([target], version_label="nightly") as client:
         with pytest.raises(ServingError, match="nightly") as caught:
             client.recommend(["item-001"], k=2)
-        assert caught.value.code is grpc.StatusCode.NOT_FOUND
+        assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT  # as TF Serving (server_core.cc)
     with RecommenderClient([target], version=99) as client:
-        with pytest.raises(ServingError, match="version 99") as caught:
+        with pytest.raises(ServingError, match=r"Specific\(recommend, 99\)") as caught:
             client.recommend(["item-001"], k=2)
         assert caught.value.code is grpc.StatusCode.NOT_FOUND
     with RecommenderClient([target]) as client:
@@ -147,7 +147,7 @@ def test_label_split_sends_each_user_to_its_label(target):
                 client.recommend(["item-001"], k=1, user=user)
                 outcomes[user] = contract.STABLE_LABEL
             except ServingError as error:
-                assert error.code is grpc.StatusCode.NOT_FOUND
+                assert error.code is grpc.StatusCode.INVALID_ARGUMENT  # a label the server does not know
                 outcomes[user] = "nightly"
         assert outcomes == {user: client.label_for(user) for user in outcomes}
         assert set(outcomes.values()) == {contract.STABLE_LABEL, "nightly"}

@@ -49,7 +49,7 @@ def _states(client):
 
 
 def test_a_new_version_is_picked_up_under_load_with_no_failed_request(tmp_path):
-    handle, models = _serve(tmp_path, num_versions=1)
+    handle, models = _serve(tmp_path, version_policy="latest", num_versions=1)
     client = RecommenderClient([f"127.0.0.1:{handle.port}"], deadline_s=10.0)
     stop, failures, versions = threading.Event(), [], []
 
@@ -81,7 +81,7 @@ def test_a_new_version_is_picked_up_under_load_with_no_failed_request(tmp_path):
 
 
 def test_a_broken_version_is_reported_while_the_previous_keeps_serving(tmp_path):
-    handle, models = _serve(tmp_path, num_versions=1)
+    handle, models = _serve(tmp_path, version_policy="latest", num_versions=1)
     client = RecommenderClient([f"127.0.0.1:{handle.port}"], deadline_s=10.0)
     broken = models / MODEL / "2"
     broken.mkdir()
@@ -101,7 +101,7 @@ def test_a_broken_version_is_reported_while_the_previous_keeps_serving(tmp_path)
 
 
 def test_a_vanished_base_path_keeps_the_loaded_version_serving(tmp_path):
-    handle, models = _serve(tmp_path)
+    handle, models = _serve(tmp_path, version_policy="latest")
     client = RecommenderClient([f"127.0.0.1:{handle.port}"], deadline_s=10.0)
     (models / MODEL).rename(models / "elsewhere")
     time.sleep(0.5)  # several polls fail to list the base path
@@ -131,7 +131,7 @@ def test_labels_route_to_their_versions_and_move_on_reload(tmp_path):
     with RecommenderClient([target], version_label=contract.STABLE_LABEL) as stable:
         assert stable.predict(MODEL, _inputs()).version == 2
     with RecommenderClient([target], version_label=contract.CANARY_LABEL) as canary:
-        with pytest.raises(ServingError, match="no version label 'canary'"):
+        with pytest.raises(ServingError, match="Unrecognized servable version label: canary"):
             canary.predict(MODEL, _inputs())
     handle.stop()
 

@@ -118,13 +118,19 @@ def test_model_errors_keep_their_code_and_message(stubs):
     "spec, fragment",
     [
         ({"model": "nope"}, "model 'nope' is not served"),
-        ({"version": 42}, "version 42 of model 'recommend' is not available"),
-        ({"version_label": "canary"}, "no version label 'canary'"),
+        ({"version": 42}, "Servable not found for request: Specific(recommend, 42)"),
         ({"signature_name": "classify"}, "signature 'classify' not found"),
     ],
 )
-def test_unknown_models_versions_labels_and_signatures_are_not_found(stubs, spec, fragment):
+def test_unknown_models_versions_and_signatures_are_not_found(stubs, spec, fragment):
     _fails(stubs[0].Predict, _request(**spec), grpc.StatusCode.NOT_FOUND, fragment)
+
+
+def test_an_unknown_label_is_an_invalid_argument_as_in_tf_serving(stubs):
+    # server_core.cc, GetModelVersionForLabel: the label map is consulted before the model.
+    for model in (contract.RECOMMEND_MODEL, "nope"):
+        _fails(stubs[0].Predict, _request(model=model, version_label="canary"), grpc.StatusCode.INVALID_ARGUMENT,
+               "Unrecognized servable version label: canary")
 
 
 def test_classify_regress_and_multi_inference_are_unimplemented(stubs):
