@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from serving.server import ServerConfig, serve
 
-    handle = serve(ServerConfig(args.config, model_base=args.model_base, port=args.port, poll_seconds=args.poll_seconds))
+    handle = serve(ServerConfig(args.config, model_base=args.model_base, port=args.port, poll_seconds=args.poll_seconds,
+                                allow_config_reload=True))  # the canary tooling reloads replicas (from loopback)
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopped.set())

@@ -71,7 +71,8 @@ def _client(targets, settings: DrillSettings, **options) -> RecommenderClient:
 def _in_process_server(workspace: Workspace, settings: DrillSettings):
     from serving.server import ServerConfig, serve
 
-    handle = serve(ServerConfig(workspace.config_file, model_base=workspace.models_dir, port=0, poll_seconds=settings.poll_seconds))
+    handle = serve(ServerConfig(workspace.config_file, model_base=workspace.models_dir, port=0, poll_seconds=settings.poll_seconds,
+                                allow_config_reload=True))  # the canary tooling reloads it (from loopback)
     try:
         yield handle
     finally:

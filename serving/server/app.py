@@ -55,6 +55,9 @@ class ServerConfig:
     workers: int = 64
     enable_grpc_healthcheck_service: bool = False
     allow_version_labels_for_unavailable_models: bool = True
+    # HandleReloadConfigRequest can unload every model: off unless asked for, and then
+    # only for callers on loopback or authenticated by mutual TLS (service.ModelService).
+    allow_config_reload: bool = False
 
     def validate(self) -> ServerConfig:
         """Checks every field; returns ``self``."""
@@ -131,7 +134,8 @@ def serve(config: ServerConfig) -> ServerHandle:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"), options=options,
                          interceptors=[ParseErrorsAsInvalidArgument()])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager, metrics), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics, config.model_base), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics, config.model_base, config.allow_config_reload,
+                                                                         mutual_tls=config.tls is not None and config.tls.client_ca is not None), server)
     if config.enable_grpc_healthcheck_service:
         _add_health_service(server)
     address = f"{config.host}:{config.port}"

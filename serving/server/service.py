@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 
@@ -166,13 +167,46 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             )
 
 
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    """GetModelStatus and HandleReloadConfigRequest over the manager."""
+def is_loopback_peer(peer: str) -> bool:
+    """Whether a gRPC peer string (``ipv4:127.0.0.1:5000``, ``ipv6:[::1]:5000``, ``unix:...``) is this machine.
 
-    def __init__(self, manager: ModelManager, metrics, model_base):
+    >>> [is_loopback_peer(peer) for peer in ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "ipv4:10.0.0.7:5000", "unix:/tmp/s")]
+    [True, True, False, True]
+    """
+    scheme, _, address = peer.partition(":")
+    if scheme == "unix":
+        return True
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus and HandleReloadConfigRequest over the manager.
+
+    A reload replaces the served models, so anyone who may call it can unload them all.
+    TF Serving answers it for every caller; here it is refused (PERMISSION_DENIED) unless
+    the server was started with ``allow_config_reload``, and then it is answered only for
+    callers on loopback or authenticated by a client certificate (mutual TLS).
+    """
+
+    def __init__(self, manager: ModelManager, metrics, model_base, allow_reload: bool = False, mutual_tls: bool = False):
         self._manager = manager
         self._metrics = metrics
         self._model_base = model_base
+        self._allow_reload = allow_reload
+        self._mutual_tls = mutual_tls
+
+    def _check_reload_allowed(self, context) -> None:
+        if not self._allow_reload:
+            raise RequestFailed(grpc.StatusCode.PERMISSION_DENIED,
+                                "HandleReloadConfigRequest is disabled on this server (start it with allow_config_reload, "
+                                "`recsys serve --allow-config-reload`)")
+        if not (self._mutual_tls or is_loopback_peer(context.peer())):
+            raise RequestFailed(grpc.StatusCode.PERMISSION_DENIED,
+                                f"HandleReloadConfigRequest is answered only on loopback or over mutual TLS, not for {context.peer()}")
 
     def GetModelStatus(self, request, context):  # noqa: N802
         with _Answering(context):
@@ -180,6 +214,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         with _Answering(context):
+            self._check_reload_allowed(context)
             try:
                 entries = model_entries(request.config, self._model_base)
             except ConfigError as error:

@@ -26,7 +26,8 @@ def _serve(tmp_path, **deployment):
     models = tmp_path / "models"
     export_toy_models(models, version=1, models=(MODEL,))
     configs = write_configs(DeploymentConfig(model_base=str(models), models=(MODEL,), **deployment), tmp_path / "config")
-    config = ServerConfig(configs["models.config"], model_base=models, port=0, poll_seconds=0.1, config_poll_seconds=0.1)
+    config = ServerConfig(configs["models.config"], model_base=models, port=0, poll_seconds=0.1, config_poll_seconds=0.1,
+                          allow_config_reload=True)
     return serve(config), models
 
 

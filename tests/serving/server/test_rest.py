@@ -97,7 +97,7 @@ def test_version_and_label_urls_reach_the_version_they_name(server):
     "path, code, fragment",
     [
         ("/v1/models/nope:predict", 404, "'nope'"),
-        (f"/v1/models/{MODEL}/versions/42:predict", 404, "version 42"),
+        (f"/v1/models/{MODEL}/versions/42:predict", 404, f"Servable not found for request: Specific({MODEL}, 42)"),
         ("/v1/models/nope", 404, "'nope'"),
         ("/v1/models/nope/metadata", 404, "'nope'"),
         (f"/v1/models/{MODEL}/versions/99999999999999999999:predict", 400, "Failed to convert version"),

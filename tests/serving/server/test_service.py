@@ -29,7 +29,7 @@ from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    handle = start_toy_server(tmp_path_factory.mktemp("service"), enable_batching=True)
+    handle = start_toy_server(tmp_path_factory.mktemp("service"), enable_batching=True, allow_config_reload=True)
     yield handle
     handle.stop()
 
@@ -187,3 +187,51 @@ def test_rest_model_status_is_what_readiness_probes_read(server):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/nope", timeout=10)
     assert caught.value.code == 404
+
+
+def test_reload_is_refused_unless_the_server_allows_it(tmp_path):
+    handle = start_toy_server(tmp_path, models=(contract.RECOMMEND_MODEL,))
+    channel = grpc.insecure_channel(f"127.0.0.1:{handle.port}")
+    try:
+        request = model_management_pb2.ReloadConfigRequest(config=model_server_config_pb2.ModelServerConfig())
+        _fails(model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest, request,
+               grpc.StatusCode.PERMISSION_DENIED, "HandleReloadConfigRequest is disabled on this server")
+        # Nothing was unloaded.
+        assert prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(_request(), timeout=10).outputs
+    finally:
+        channel.close()
+        handle.stop()
+
+
+class _RemotePeer:
+    """A servicer context of a caller on another machine, without a client certificate."""
+
+    def peer(self):
+        return "ipv4:10.1.2.3:41234"
+
+    def abort(self, code, details):
+        raise grpc.RpcError(code, details)
+
+    def set_code(self, code):
+        self.code = code
+
+    def set_details(self, details):
+        self.details = details
+
+
+def test_reload_from_another_machine_needs_mutual_tls():
+    from serving.server.service import ModelService
+
+    context = _RemotePeer()
+    for service, refused in ((ModelService(None, None, None, allow_reload=True), True),
+                             (ModelService(None, None, None, allow_reload=True, mutual_tls=True), False)):
+        try:
+            service.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(), context)
+        except grpc.RpcError as error:
+            code, details = error.args
+        else:
+            code, details = getattr(context, "code", None), getattr(context, "details", "")
+        if refused:
+            assert code is grpc.StatusCode.PERMISSION_DENIED and "only on loopback or over mutual TLS" in details
+        else:
+            assert code is not grpc.StatusCode.PERMISSION_DENIED
