@@ -300,6 +300,10 @@ def docker_compose(config: DeploymentConfig) -> dict:
     return {"services": services}
 
 
+# The pod label that lets a pod reach the serving pods (see the NetworkPolicy in kubernetes()).
+CLIENT_POD_LABEL = ("recsys-serving-client", "true")
+
+
 def kubernetes(config: DeploymentConfig) -> list[dict]:
     """Kubernetes manifests: ConfigMap with the configs, Deployment (GPU, rolling update,
     probes), headless Service for gRPC 8500 and REST 8501.
@@ -310,6 +314,11 @@ def kubernetes(config: DeploymentConfig) -> list[dict]:
     policy a gRPC client resolves every ready pod and spreads requests over them. The
     startup probe gives model load plus warmup ``startup_seconds`` before the liveness
     probe may restart the pod; both use TF Serving's gRPC health service.
+
+    A NetworkPolicy admits only pods labelled ``CLIENT_POD_LABEL`` (the shop's backend
+    services, and Prometheus) to the ports: TF Serving answers HandleReloadConfigRequest
+    (which can unload every model) for anyone who reaches its gRPC port, and has no flag
+    to turn it off. Kubelet probes are not subject to NetworkPolicy.
     """
     labels = {"app": "recsys-serving"}
     container = {
@@ -377,6 +386,19 @@ def kubernetes(config: DeploymentConfig) -> list[dict]:
                     {"name": "grpc", "port": contract.GRPC_PORT, "targetPort": contract.GRPC_PORT},
                     {"name": "rest", "port": contract.REST_PORT, "targetPort": contract.REST_PORT},
                 ],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "recsys-serving-clients-only", "labels": labels},
+            "spec": {
+                "podSelector": {"matchLabels": labels},
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": dict([CLIENT_POD_LABEL])}}],
+                    "ports": [{"protocol": "TCP", "port": contract.GRPC_PORT}, {"protocol": "TCP", "port": contract.REST_PORT}],
+                }],
             },
         },
     ]

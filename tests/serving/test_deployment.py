@@ -97,7 +97,7 @@ def test_compose_runs_each_replica_on_a_gpu_with_the_generated_flags():
 
 
 def test_kubernetes_deployment_has_gpu_probe_rolling_update_and_ports():
-    config_map, deployment, service = kubernetes(DeploymentConfig(replicas=3))
+    config_map, deployment, service, _ = kubernetes(DeploymentConfig(replicas=3))
     assert set(config_map["data"]) == {"models.config", "batching_parameters.txt", "monitoring.config"}
     text_format.Parse(config_map["data"]["models.config"], model_server_config_pb2.ModelServerConfig())
     spec = deployment["spec"]
@@ -213,3 +213,13 @@ def test_unparseable_config_files_name_the_file(tmp_path):
         read_batching_options(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         read_prometheus_path(tmp_path / "missing.config")
+
+
+def test_only_labelled_client_pods_may_reach_the_serving_ports():
+    from serving.deployment import CLIENT_POD_LABEL
+
+    *_, policy = kubernetes(DeploymentConfig())
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {}, "podSelector": {"matchLabels": dict([CLIENT_POD_LABEL])}}]
+    assert {port["port"] for port in rule["ports"]} == {contract.GRPC_PORT, contract.REST_PORT}
