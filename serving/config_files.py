@@ -1,9 +1,11 @@
-"""TF Serving's config files: models.config, batching parameters, monitoring config.
+"""TF Serving's config files: models.config, batching parameters, monitoring config, SSL config.
 
-``ModelServerConfig`` comes from tensorflow-serving-api. ``BatchingParameters`` and
-``MonitoringConfig`` are not shipped in that package, so they are declared here with the
-field numbers of tensorflow_serving/servables/tensorflow/session_bundle_config.proto and
-tensorflow_serving/config/monitoring_config.proto, in a private descriptor pool.
+``ModelServerConfig`` comes from tensorflow-serving-api. ``BatchingParameters``,
+``MonitoringConfig`` and ``SSLConfig`` are not shipped in that package, so they are
+declared here with the field numbers of
+tensorflow_serving/servables/tensorflow/session_bundle_config.proto,
+tensorflow_serving/config/monitoring_config.proto and
+tensorflow_serving/config/ssl_config.proto, in a private descriptor pool.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ add_file(
         ),
         message("PrometheusConfig", [("enable", 1, "bool"), ("path", 2, "string")]),
         message("MonitoringConfig", [("prometheus_config", 1, ".tensorflow.serving.PrometheusConfig")]),
+        message("SSLConfig", [("server_key", 1, "string"), ("server_cert", 2, "string"), ("custom_ca", 3, "string"),
+                              ("client_verify", 4, "bool")]),
     ],
     deps=[WRAPPERS_FILE],
 )
 BatchingParameters = message_class(_POOL, "tensorflow.serving.BatchingParameters")
 MonitoringConfig = message_class(_POOL, "tensorflow.serving.MonitoringConfig")
+SSLConfig = message_class(_POOL, "tensorflow.serving.SSLConfig")
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 
 

@@ -25,7 +25,7 @@ from google.protobuf import text_format
 
 from recsys_base.errors import ConfigError
 from serving import contract
-from serving.config_files import DEFAULT_PROMETHEUS_PATH, BatchingParameters, MonitoringConfig
+from serving.config_files import DEFAULT_PROMETHEUS_PATH, BatchingParameters, MonitoringConfig, SSLConfig
 from serving.server.app import ServerConfig
 from serving.server.batching import BatchingOptions
 
@@ -212,6 +212,7 @@ def server_flags(
     monitoring_config: str,
     port: int = contract.GRPC_PORT,
     rest_port: int = contract.REST_PORT,
+    ssl_config: str | None = None,
 ) -> list[str]:
     """tensorflow_model_server flags for the given config file paths (batching off if None).
 
@@ -252,7 +253,20 @@ def server_flags(
     ]
     if batching_config is not None:
         flags += ["--enable_batching=true", f"--batching_parameters_file={batching_config}"]
+    if ssl_config is not None:
+        flags.append(f"--ssl_config_file={ssl_config}")
     return flags
+
+
+def ssl_config_text(private_key: bytes, certificate_chain: bytes, client_ca: bytes | None = None) -> str:
+    """TF Serving's SSLConfig (text format) for ``--ssl_config_file``: gRPC over TLS, mutual TLS with ``client_ca``.
+
+    The fields hold the PEM contents themselves, not paths (config/ssl_config.proto).
+    """
+    config = SSLConfig(server_key=private_key.decode("ascii"), server_cert=certificate_chain.decode("ascii"))
+    if client_ca is not None:
+        config.custom_ca, config.client_verify = client_ca.decode("ascii"), True
+    return text_format.MessageToString(config)
 
 
 def container_flags(config: DeploymentConfig) -> list[str]:

@@ -54,3 +54,24 @@ def trained_run_dir(tmp_path_factory, small_shop_dir) -> Path:
 
             train_run(small_shop_dir, run_dir, RunConfig.from_dict(TEST_RUN_CONFIG), overwrite=True)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tls_certificates(tmp_path_factory) -> dict[str, bytes]:
+    """PEMs made with openssl: a CA (``ca.pem``) and server/client pairs it signed (``server.key``/``server.pem``,
+    ``client.key``/``client.pem``), valid for localhost and 127.0.0.1; also written under ``["dir"]``."""
+    import subprocess
+
+    directory = tmp_path_factory.mktemp("certs")
+    ec_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", *ec_key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test-ca")
+    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        run("req", *ec_key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "1", "-extfile", "san.ext")  # fmt: skip
+    return {"dir": directory, **{path.name: path.read_bytes() for path in directory.iterdir() if path.suffix in (".pem", ".key")}}

@@ -55,6 +55,13 @@ def register(subparsers) -> None:
                        help="how often to re-read --config (0: never; default: %(default)s)")
     serve.add_argument("--max-message-mb", type=int, default=ServerConfig.max_message_bytes // MIB,
                        help="largest gRPC message accepted, in MiB (default: %(default)s)")
+    serve.add_argument("--ssl-cert", type=Path, help="PEM certificate chain: serve gRPC over TLS (with --ssl-key)")
+    serve.add_argument("--ssl-key", type=Path, help="PEM private key of --ssl-cert")
+    serve.add_argument("--ssl-client-ca", type=Path,
+                       help="PEM CA certificates: require client certificates signed by them (mutual TLS)")
+    serve.add_argument("--allow-config-reload", action="store_true",
+                       help="answer HandleReloadConfigRequest (embedded server only, and only on loopback or over mutual TLS; "
+                       f"{MODEL_SERVER_BINARY} always answers it: keep its port off the shop network, deploy/README.md)")
     serve.add_argument("--embedded", action="store_true", help="use the embedded server even if tensorflow_model_server is on PATH")
     serve.set_defaults(func=_serve)
 
@@ -125,11 +132,33 @@ def _serve(args: argparse.Namespace) -> int:
     for flag, path in (("--config", args.config), ("--batching-config", args.batching_config), ("--monitoring-config", args.monitoring_config)):
         if path is not None and not path.is_file():
             raise ConfigError(f"{flag} {path} does not exist")
+    tls = _server_tls(args)
     binary = None if args.embedded else shutil.which(MODEL_SERVER_BINARY)
     if binary is not None:
-        return _exec_model_server(binary, args)
+        return _exec_model_server(binary, args, tls)
     with tempfile.TemporaryDirectory(prefix="recsys-serve-") as generated:
-        return _run_embedded(args, *_config_paths(args, Path(generated)))
+        return _run_embedded(args, tls, *_config_paths(args, Path(generated)))
+
+
+def _server_tls(args: argparse.Namespace):
+    """The --ssl-* files as :class:`ServerTls` (None without --ssl-cert), or a ConfigError naming the flag."""
+    from serving.server.app import ServerTls
+
+    if args.ssl_cert is None and args.ssl_key is None and args.ssl_client_ca is None:
+        return None
+    if args.ssl_cert is None or args.ssl_key is None:
+        raise ConfigError("--ssl-cert and --ssl-key go together (--ssl-client-ca needs both)")
+    pem = {}
+    for flag, path in (("--ssl-cert", args.ssl_cert), ("--ssl-key", args.ssl_key), ("--ssl-client-ca", args.ssl_client_ca)):
+        if path is None:
+            continue
+        try:
+            pem[flag] = path.read_bytes()
+        except OSError as error:
+            raise ConfigError(f"{flag} {path}: {error.strerror or error}") from None
+        if b"-----BEGIN " not in pem[flag]:
+            raise ConfigError(f"{flag} {path} is not a PEM file (no -----BEGIN line)")
+    return ServerTls(pem["--ssl-key"], pem["--ssl-cert"], pem.get("--ssl-client-ca"))
 
 
 def _whole_seconds(seconds: float) -> int:
@@ -137,10 +166,13 @@ def _whole_seconds(seconds: float) -> int:
     return 0 if seconds == 0 else max(1, round(seconds))
 
 
-def _exec_model_server(binary: str, args) -> NoReturn:
+def _exec_model_server(binary: str, args, tls) -> NoReturn:
     """Replaces this process with ``binary``, or raises ConfigError."""
-    from serving.deployment import server_flags
+    from serving.deployment import server_flags, ssl_config_text
 
+    if args.allow_config_reload:
+        raise ConfigError(f"--allow-config-reload: {MODEL_SERVER_BINARY} always answers HandleReloadConfigRequest and has no "
+                          "flag to refuse it; drop the flag and keep its gRPC port off the shop network (deploy/README.md)")
     if args.host is not None and args.host != MODEL_SERVER_HOST:
         raise ConfigError(f"--host {args.host}: {MODEL_SERVER_BINARY} has no flag to choose its address and always binds "
                           f"{MODEL_SERVER_HOST}; drop --host, or use --embedded")
@@ -155,7 +187,13 @@ def _exec_model_server(binary: str, args) -> NoReturn:
     try:
         models_config, monitoring_config = _config_paths(args, generated)
         batching_config = None if args.batching_config is None else str(args.batching_config)
-        flags = server_flags(deployment, str(models_config), batching_config, str(monitoring_config), port=args.port, rest_port=args.rest_port)
+        ssl_config = None
+        if tls is not None:
+            ssl_config = generated / "ssl.config"
+            ssl_config.write_text(ssl_config_text(tls.private_key, tls.certificate_chain, tls.client_ca))
+            ssl_config.chmod(0o600)  # it holds the private key
+        flags = server_flags(deployment, str(models_config), batching_config, str(monitoring_config), port=args.port,
+                             rest_port=args.rest_port, ssl_config=None if ssl_config is None else str(ssl_config))
     except ConfigError:
         shutil.rmtree(generated)
         raise
@@ -167,7 +205,7 @@ def _exec_model_server(binary: str, args) -> NoReturn:
         raise ConfigError(f"cannot run {binary}: {error.strerror or error}") from None
 
 
-def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
+def _run_embedded(args, tls, models_config: Path, monitoring_config: Path) -> int:
     import logging
 
     print(f"recsys serve: {MODEL_SERVER_BINARY} not on PATH or --embedded given; starting the embedded server", flush=True)
@@ -187,6 +225,9 @@ def _run_embedded(args, models_config: Path, monitoring_config: Path) -> int:
             batching_parameters_file=args.batching_config,
             monitoring_config_file=monitoring_config,
             max_message_bytes=args.max_message_mb * MIB,
+            tls=tls,
+            allow_config_reload=args.allow_config_reload,
+            enable_grpc_healthcheck_service=True,  # as the generated deployment runs TF Serving
         )
     )
     host = args.host or ServerConfig.host

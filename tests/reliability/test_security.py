@@ -72,15 +72,15 @@ def test_model_names_that_could_name_paths_are_refused(tmp_path, name):
         model_entries(_config("recommend", name), tmp_path)
 
 
-def test_tls_server_serves_tls_clients_and_refuses_plaintext(tmp_path, workspace):
+def test_tls_server_serves_tls_clients_and_refuses_plaintext(workspace, tls_certificates):
     from serving.client import RecommenderClient, ServingError, TlsConfig
     from serving.server import ServerTls, serve
 
-    key, certificate = _self_signed(tmp_path)
     handle = serve(ServerConfig(workspace.config_file, model_base=workspace.models_dir, port=0, poll_seconds=0,
-                                tls=ServerTls(key, certificate)))
+                                tls=ServerTls(tls_certificates["server.key"], tls_certificates["server.pem"])))
     try:
-        with RecommenderClient([f"127.0.0.1:{handle.port}"], tls=TlsConfig(root_certificates=certificate), deadline_s=10.0) as client:
+        tls = TlsConfig(root_certificates=tls_certificates["ca.pem"])
+        with RecommenderClient([f"127.0.0.1:{handle.port}"], tls=tls, deadline_s=10.0) as client:
             assert [s.state for s in client.status("recommend")] == ["AVAILABLE"]
         with RecommenderClient([f"127.0.0.1:{handle.port}"], deadline_s=1.0, retries=1) as client:
             with pytest.raises(ServingError) as caught:
@@ -88,12 +88,3 @@ def test_tls_server_serves_tls_clients_and_refuses_plaintext(tmp_path, workspace
         assert caught.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
     finally:
         handle.stop(0)
-
-
-def _self_signed(directory):
-    import subprocess
-
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], cwd=directory, check=True, capture_output=True)
-    return (directory / "key.pem").read_bytes(), (directory / "cert.pem").read_bytes()

@@ -114,3 +114,72 @@ def test_without_tensorflow_model_server_the_embedded_server_answers(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
+
+
+def _tls_flags(certs, mutual=True) -> list[str]:
+    flags = ["--ssl-cert", str(certs["dir"] / "server.pem"), "--ssl-key", str(certs["dir"] / "server.key")]
+    return flags + (["--ssl-client-ca", str(certs["dir"] / "ca.pem")] if mutual else [])
+
+
+def test_tls_flags_reach_tensorflow_model_server_as_its_ssl_config(tmp_path, tls_certificates):
+    from serving.config_files import SSLConfig
+
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,), warmup=False)
+    fake = _fake_model_server(tmp_path)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.run([sys.executable, "-m", "recsys", "serve", "--model-base", str(tmp_path / "models"),
+                              *_tls_flags(tls_certificates)], env=env, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr
+    flags = dict(line.lstrip("-").split("=", 1) for line in (tmp_path / "argv").read_text().split())
+    ssl = text_format.Parse(Path(flags["ssl_config_file"]).read_text(), SSLConfig())
+    assert ssl.server_cert.encode() == tls_certificates["server.pem"] and ssl.server_key.encode() == tls_certificates["server.key"]
+    assert ssl.custom_ca.encode() == tls_certificates["ca.pem"] and ssl.client_verify
+
+
+def test_embedded_server_serves_mutual_tls_from_the_flags(tmp_path, tls_certificates):
+    from serving.client import ServingError, TlsConfig
+
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsys", "serve", "--embedded", "--model-base", str(tmp_path / "models"), "--port", "0",
+         "--rest-port", "0", *_tls_flags(tls_certificates)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        process.stdout.readline()
+        port = process.stdout.readline().split("gRPC on ")[1].split(",")[0].rsplit(":", 1)[1]
+        certs = tls_certificates
+        mutual = TlsConfig(root_certificates=certs["ca.pem"], private_key=certs["client.key"], certificate_chain=certs["client.pem"])
+        with RecommenderClient([f"localhost:{port}"], tls=mutual, deadline_s=10.0) as client:
+            assert client.recommend(["item-001"], k=3) == expected_top_k(50, 1, 3)
+        with RecommenderClient([f"localhost:{port}"], tls=TlsConfig(root_certificates=certs["ca.pem"]), deadline_s=1.0) as client:
+            with pytest.raises(ServingError):  # no client certificate
+                client.recommend(["item-001"], k=3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (lambda certs: ["--ssl-cert", str(certs["dir"] / "server.pem")], "--ssl-cert and --ssl-key go together"),
+        (lambda certs: ["--ssl-cert", str(certs["dir"] / "san.ext"), "--ssl-key", str(certs["dir"] / "server.key")],
+         "is not a PEM file"),
+        (lambda certs: [*_tls_flags(certs, mutual=False)[:3], str(certs["dir"] / "missing.key")], "missing.key: No such file"),
+    ],
+)
+def test_bad_tls_flags_exit_2_with_one_line(flags, message, tmp_path, tls_certificates, capsys):
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,), warmup=False)
+    assert main(["serve", "--embedded", "--model-base", str(tmp_path / "models"), *flags(tls_certificates)]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_config_reload_cannot_be_allowed_on_tensorflow_model_server(tmp_path, monkeypatch, capsys):
+    export_toy_models(tmp_path / "models", models=(contract.RECOMMEND_MODEL,), warmup=False)
+    fake = _fake_model_server(tmp_path)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(os, "execvp", lambda *args: pytest.fail("execvp despite a refused option"))
+    assert main(["serve", "--model-base", str(tmp_path / "models"), "--allow-config-reload"]) == 2
+    assert "always answers HandleReloadConfigRequest" in capsys.readouterr().err

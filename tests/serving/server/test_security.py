@@ -1,6 +1,4 @@
-"""TLS (certificates made here with openssl), mutual TLS, and the message size limit."""
-
-import subprocess
+"""TLS (certificates from the tls_certificates fixture), mutual TLS, and the message size limit."""
 
 import grpc
 import numpy as np
@@ -11,25 +9,10 @@ from serving.client import RecommenderClient, ServingError, TlsConfig
 from serving.server import ServerTls
 from serving.testing import expected_top_k, start_toy_server, toy_request
 
-EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-
-def _certificates(directory):
-    def run(*args):
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    run("req", "-x509", *EC, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=test-ca")
-    (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        run("req", *EC, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "1", "-extfile", "san.ext")  # fmt: skip
-    return {path.stem + path.suffix: path.read_bytes() for path in directory.iterdir() if path.suffix in (".pem", ".key")}
-
 
 @pytest.fixture(scope="module")
-def tls_server(tmp_path_factory):
-    certs = _certificates(tmp_path_factory.mktemp("certs"))
+def tls_server(tmp_path_factory, tls_certificates):
+    certs = tls_certificates
     tls = ServerTls(certs["server.key"], certs["server.pem"], client_ca=certs["ca.pem"])
     handle = start_toy_server(tmp_path_factory.mktemp("tls"), models=(contract.RECOMMEND_MODEL,), tls=tls, max_message_bytes=64 * 1024)
     yield handle, certs
