@@ -6,19 +6,43 @@ import re
 
 import grpc
 
+# gRPC sends the status message as a header, and a client refuses headers past its limit
+# (8 KiB by default), so a message echoing a request's 1 MB model name would turn a clear
+# NOT_FOUND into an unreadable error on the client.
+MAX_MESSAGE_CHARS = 2000
+
 
 class RequestFailed(Exception):
     """Answer the current RPC with ``code`` and ``message`` (which names what is wrong).
 
+    Messages longer than ``MAX_MESSAGE_CHARS`` are cut, saying how much was left out.
+
     Usage::
 
         raise RequestFailed(grpc.StatusCode.NOT_FOUND, "model 'foo' is not served")
+
+    >>> len(RequestFailed(grpc.StatusCode.NOT_FOUND, "x" * 10**6).message) <= MAX_MESSAGE_CHARS
+    True
     """
 
     def __init__(self, code: grpc.StatusCode, message: str):
+        if len(message) > MAX_MESSAGE_CHARS:
+            kept = MAX_MESSAGE_CHARS - 40  # room for the note, which is shorter
+            message = f"{message[:kept]}... ({len(message) - kept} more characters)"
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def shown(value: str, limit: int = 100) -> str:
+    """``repr(value)``, cut to about ``limit`` characters: for echoing a request's field in a message.
+
+    >>> shown("recommend"), shown("m" * 1000, limit=10)
+    ("'recommend'", "'mmmmmmmmmm'... (990 more characters)")
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value) - limit} more characters)"
 
 
 # TensorFlow's error codes are gRPC's numbers.

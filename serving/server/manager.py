@@ -40,7 +40,7 @@ import grpc
 from recsys_base.errors import ConfigError
 from serving.contract.warmup import read_warmup_requests
 from serving.server.batching import Batcher, BatchingOptions
-from serving.server.errors import RequestFailed, from_tf_error
+from serving.server.errors import RequestFailed, from_tf_error, shown
 from serving.server.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,19 @@ def model_entries(config, model_base: Path | None) -> list[ModelEntry]:
     return entries
 
 
+def _check_inside(version_dir: Path, base_path: Path) -> None:
+    """Refuses a version directory that resolves (through a symlink) outside its model's base path.
+
+    The model base check of :func:`model_entries` covers base paths; a version directory
+    is a second way out, e.g. ``recommend/7 -> /home/someone/untrusted``.
+    """
+    real, base = Path(os.path.realpath(version_dir)), Path(os.path.realpath(base_path))
+    if base not in real.parents:
+        raise RequestFailed(grpc.StatusCode.FAILED_PRECONDITION,
+                            f"version directory {str(version_dir)!r} resolves to {str(real)!r}, outside the model's base path "
+                            f"{str(base)!r}; refused")
+
+
 def _fingerprint(path: Path) -> tuple:
     rows = []
     for root, _, files in os.walk(path, onerror=lambda error: rows.append(("error", str(error)))):
@@ -176,7 +189,7 @@ class ModelManager:
     def _entry(self, name: str) -> ModelEntry:
         entry = self._entries.get(name)
         if entry is None:
-            raise RequestFailed(grpc.StatusCode.NOT_FOUND, f"model {name!r} is not served; served models: {sorted(self._entries)}")
+            raise RequestFailed(grpc.StatusCode.NOT_FOUND, f"model {shown(name)} is not served; served models: {sorted(self._entries)}")
         return entry
 
     def resolve_version(self, name: str, version: int | None, label: str | None) -> int | None:
@@ -186,7 +199,9 @@ class ModelManager:
                 # The label map is looked up before the model (server_core.cc).
                 labels = self._entries[name].labels if name in self._entries else {}
                 if label not in labels:
-                    raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
+                    # TF Serving's text; a huge label is cut rather than echoed whole.
+                    shown_label = label if len(label) <= 100 else shown(label)
+                    raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: {shown_label}")
                 return labels[label]
             self._entry(name)
             return version
@@ -299,6 +314,7 @@ class ModelManager:
             entry.versions[version] = VersionState(version, "LOADING", fingerprint=fingerprint)
         log.info("model %s: loading version %d from %s", entry.name, version, path)
         try:
+            _check_inside(path, entry.base_path)
             servable = Servable(entry.name, version, path)
             replayed = self._warm_up(servable)
         except Exception as error:  # noqa: BLE001 - any load failure is reported, never fatal

@@ -66,6 +66,25 @@ def test_a_symlink_out_of_the_model_base_is_refused(tmp_path):
     assert model_entries(_config("recommend/../ranking", "ranking"), tmp_path / "base")[0].base_path == tmp_path / "base" / "ranking"
 
 
+def test_a_version_directory_symlinked_out_of_the_model_is_never_loaded(tmp_path):
+    from serving.server.manager import ModelManager
+    from serving.testing import export_toy_models
+
+    export_toy_models(tmp_path / "base", version=1, models=("recommend",), warmup=False)
+    export_toy_models(tmp_path / "outside", version=2, models=("recommend",), warmup=False)
+    os.symlink(tmp_path / "outside" / "recommend" / "2", tmp_path / "base" / "recommend" / "2")
+    manager = ModelManager(model_entries(_config("recommend"), tmp_path / "base"), None)
+    try:
+        manager.poll()
+        manager.poll()  # the refused newest version does not block the next one down
+        states = {state.version: state for state in manager.statuses("recommend")}
+        assert states[2].state == "END" and states[2].error_code is grpc.StatusCode.FAILED_PRECONDITION
+        assert "outside the model's base path" in states[2].error_message
+        assert states[1].state == "AVAILABLE"
+    finally:
+        manager.stop()
+
+
 @pytest.mark.parametrize("name", ["../recommend", "a/b", "", ".hidden", "x" * 200])
 def test_model_names_that_could_name_paths_are_refused(tmp_path, name):
     with pytest.raises(ConfigError, match="model name"):

@@ -235,3 +235,10 @@ def test_reload_from_another_machine_needs_mutual_tls():
             assert code is grpc.StatusCode.PERMISSION_DENIED and "only on loopback or over mutual TLS" in details
         else:
             assert code is not grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_huge_model_name_gets_a_readable_not_found(stubs):
+    with pytest.raises(grpc.RpcError) as caught:
+        stubs[0].Predict(_request(model="m" * 1_000_000), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+    assert "is not served" in caught.value.details() and "more characters" in caught.value.details()
