@@ -20,10 +20,11 @@ Where each behaviour is defined in TF Serving (paths under tensorflow_serving/):
 - the metrics page at the MonitoringConfig path (default ``/monitoring/prometheus/metrics``): util/prometheus_exporter.cc
 
 Model, version and label resolution is the manager's, shared with gRPC, and so are its
-messages. Two known differences from TF Serving come from there, not from HTTP: an unknown
-label is 404 (TF Serving: 400 ``Unrecognized servable version label``), and a status URL
-with a label reports the labelled version (TF Serving's GetModelStatus ignores the label
-and reports every version; model_servers/get_model_status_impl.cc).
+messages. One known difference from TF Serving comes from there, not from HTTP: an unknown
+label is 404 (TF Serving: 400 ``Unrecognized servable version label``). A status URL with a
+label reports every version, as TF Serving's GetModelStatus ignores the label
+(model_servers/get_model_status_impl.cc); the gRPC GetModelStatus still resolves it. The
+fidelity table in serving/README.md lists every difference.
 
 The embedded server adds what a development server shared by tests needs and TF Serving
 gets from libevent: a request body limit (413, the connection closed unread) and a socket
@@ -154,7 +155,8 @@ class RestApi:
             response.metadata["signature_def"].Unpack(signatures)
             return json.dumps({"model_spec": _proto_json(response.model_spec), "metadata": {"signature_def": _proto_json(signatures)}}, indent=1)
         request = get_model_status_pb2.GetModelStatusRequest()
-        _fill_spec(request.model_spec, spec)
+        # TF Serving's GetModelStatus reads only the version, so a label, known or not, changes nothing.
+        _fill_spec(request.model_spec, {**spec, "label": None})
         return json_format.MessageToJson(model_status(self._manager, request), indent=1, always_print_fields_with_no_presence=True)
 
     def _predict(self, spec: dict, body: bytes) -> str:
