@@ -19,10 +19,12 @@ from serving.contract.warmup import warmup_inputs
 MODEL = contract.RECOMMEND_MODEL
 
 
-def call(address: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict]:
-    """(HTTP status, parsed JSON body) of one REST call."""
+def call(address: str, method: str, path: str, body: bytes | None = None, chunked: bool = False) -> tuple[int, dict]:
+    """(HTTP status, parsed JSON body) of one REST call; ``chunked`` sends the body in two chunks."""
     host, port = address.rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    if chunked:  # an iterable body without a Content-Length goes out as Transfer-Encoding: chunked
+        body = iter([body[: len(body) // 2], body[len(body) // 2 :]])
     try:
         connection.request(method, path, body=body, headers={"Content-Type": "application/json"} if body is not None else {})
         response = connection.getresponse()
@@ -93,6 +95,13 @@ def test_status_lists_every_version_whatever_the_label(target, client, spec):
     states = {int(status["version"]): status["state"] for status in answer["model_version_status"]}
     assert states == {status.version: status.state for status in client.status(MODEL)}
     assert "AVAILABLE" in states.values()
+
+
+def test_a_chunked_request_body_is_read_as_a_sized_one(target):
+    """libevent's evhttp (under util/net_http/server) decodes ``Transfer-Encoding: chunked`` request bodies."""
+    body = json.dumps({"inputs": {name: array.tolist() for name, array in warmup_inputs(MODEL, target.item_ids).items()}}).encode()
+    sized = call(target.rest_address(), "POST", f"/v1/models/{MODEL}:predict", body)
+    assert sized[0] == 200 and call(target.rest_address(), "POST", f"/v1/models/{MODEL}:predict", body, chunked=True) == sized
 
 
 def test_malformed_json_is_400_with_an_error_field(target):
