@@ -114,13 +114,13 @@ def _toy_configs(root: Path) -> dict[str, Path]:
     return write_configs(deployment, root / "config")
 
 
-def _wait_until_available(target: Target, process: subprocess.Popen) -> None:
+def _wait_until_available(target: Target, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     with target.client() as client:
         for model in contract.MODELS:
             while True:
                 if process.poll() is not None:
-                    pytest.fail(f"{MODEL_SERVER_BINARY} exited with {process.returncode}: {process.stderr.read().decode()[-4000:]}")
+                    pytest.fail(f"{MODEL_SERVER_BINARY} exited with {process.returncode}; the end of {log}:\n{log.read_text()[-4000:]}")
                 try:
                     if any(status.state == "AVAILABLE" for status in client.status(model)):
                         break
@@ -174,12 +174,13 @@ def target(tmp_path_factory):
     port, rest_port = _free_port(), _free_port()
     flags = server_flags(DeploymentConfig(), str(configs["models.config"]), str(configs["batching_parameters.txt"]),
                          str(configs["monitoring.config"]), port=port, rest_port=rest_port)
-    process = subprocess.Popen([binary, *flags, "--enable_grpc_healthcheck_service=true"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = root / f"{MODEL_SERVER_BINARY}.log"  # a file, not a pipe: the server logs a lot and must never block on it
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen([binary, *flags, "--enable_grpc_healthcheck_service=true"], stdout=log_file, stderr=subprocess.STDOUT)
     started = Target(f"127.0.0.1:{port}", f"127.0.0.1:{rest_port}", MODEL_SERVER_BINARY, True, True, TOY_VERSION,
                      item_ids=item_ids(TOY_ITEMS))
     try:
-        _wait_until_available(started, process)
+        _wait_until_available(started, process, log)
         yield started
     finally:
         process.terminate()
