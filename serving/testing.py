@@ -50,6 +50,12 @@ def _build_functions(tf, num_items: int, version: int):
     scores = tf.constant(item_scores(num_items, version))
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(ids, scores), default_value=0.0)
 
+    def at_least_one_column(**rank2):
+        # The contract's rule: TF Serving's batching cannot pad an empty tensor, so the models
+        # refuse one alone too.
+        return [tf.debugging.assert_greater_equal(tf.shape(values)[1], 1, message=f"{name} must be at least one column wide")
+                for name, values in rank2.items()]
+
     def top_k(batch_size, k, excluded):
         checks = [
             tf.debugging.assert_greater_equal(k, 1, message=f"k must be in 1..{num_items}"),
@@ -67,11 +73,18 @@ def _build_functions(tf, num_items: int, version: int):
 
     @tf.function(input_signature=input_signature(contract.RETRIEVAL_MODEL))
     def retrieve(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k):
+        with tf.control_dependencies(at_least_one_column(
+                session_item_ids=session_item_ids, session_event_types=session_event_types, session_timestamps=session_timestamps)):
+            k = tf.identity(k)
         return top_k(tf.shape(k)[0], k, tf.zeros([tf.shape(k)[0], num_items], tf.bool))
 
     @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
     def recommend(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k,
                   exclude_item_ids, exclude_length):
+        with tf.control_dependencies(at_least_one_column(
+                session_item_ids=session_item_ids, session_event_types=session_event_types, session_timestamps=session_timestamps,
+                exclude_item_ids=exclude_item_ids)):
+            k = tf.identity(k)
         # Only each row's own exclusions: past exclude_length lies TF Serving's batch padding.
         own = tf.sequence_mask(exclude_length, tf.shape(exclude_item_ids)[1])
         excluded = tf.reduce_any(tf.equal(exclude_item_ids[:, :, None], ids[None, None, :]) & own[:, :, None], axis=1)
@@ -79,7 +92,10 @@ def _build_functions(tf, num_items: int, version: int):
 
     @tf.function(input_signature=input_signature(contract.RANKING_MODEL))
     def rank(session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, candidate_item_ids):
-        candidate_scores = table.lookup(candidate_item_ids)
+        with tf.control_dependencies(at_least_one_column(
+                session_item_ids=session_item_ids, session_event_types=session_event_types, session_timestamps=session_timestamps,
+                candidate_item_ids=candidate_item_ids)):
+            candidate_scores = table.lookup(candidate_item_ids)
         probability = tf.sigmoid(candidate_scores - num_items / 2)
         return {
             contract.CLICK_PROBABILITY: probability,

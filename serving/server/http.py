@@ -20,14 +20,16 @@ Where each behaviour is defined in TF Serving (paths under tensorflow_serving/):
 - the metrics page at the MonitoringConfig path (default ``/monitoring/prometheus/metrics``): util/prometheus_exporter.cc
 
 Model, version and label resolution is the manager's, shared with gRPC, and so are its
-messages. Two known differences from TF Serving come from there, not from HTTP: an unknown
-label is 404 (TF Serving: 400 ``Unrecognized servable version label``), and a status URL
-with a label reports the labelled version (TF Serving's GetModelStatus ignores the label
-and reports every version; model_servers/get_model_status_impl.cc).
+messages. One known difference from TF Serving comes from there, not from HTTP: an unknown
+label is 404 (TF Serving: 400 ``Unrecognized servable version label``). A status URL with a
+label reports every version, as TF Serving's GetModelStatus ignores the label
+(model_servers/get_model_status_impl.cc); the gRPC GetModelStatus still resolves it. The
+fidelity table in serving/README.md lists every difference.
 
 The embedded server adds what a development server shared by tests needs and TF Serving
-gets from libevent: a request body limit (413, the connection closed unread) and a socket
-timeout so an idle or stalled client does not hold its thread forever.
+gets from libevent: a request body limit (413, the connection closed unread; chunked bodies
+are decoded as libevent does, within the same limit) and a socket timeout so an idle or
+stalled client does not hold its thread forever.
 """
 
 from __future__ import annotations
@@ -154,7 +156,8 @@ class RestApi:
             response.metadata["signature_def"].Unpack(signatures)
             return json.dumps({"model_spec": _proto_json(response.model_spec), "metadata": {"signature_def": _proto_json(signatures)}}, indent=1)
         request = get_model_status_pb2.GetModelStatusRequest()
-        _fill_spec(request.model_spec, spec)
+        # TF Serving's GetModelStatus reads only the version, so a label, known or not, changes nothing.
+        _fill_spec(request.model_spec, {**spec, "label": None})
         return json_format.MessageToJson(model_status(self._manager, request), indent=1, always_print_fields_with_no_presence=True)
 
     def _predict(self, spec: dict, body: bytes) -> str:
@@ -212,19 +215,37 @@ def start_http(host: str, port: int, manager, metrics, metrics_path: str | None,
         def _body(self) -> bytes | None:
             """The request body, or None when the request was refused (already answered)."""
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                self.close_connection = True
-                self._send(411, json_tensor.encode_answer(json_tensor.error_answer("send the body with a Content-Length")), "application/json")
-                return None
+                return self._chunked_body()
             try:
                 length = int(self.headers.get("Content-Length", "0"))
             except ValueError:
                 length = -1
             if length < 0 or length > max_body_bytes:
-                self.close_connection = True  # the body stays unread: the connection cannot carry another request
-                message = f"request body of {self.headers.get('Content-Length')} bytes refused: the limit is {max_body_bytes} bytes"
-                self._send(413, json_tensor.encode_answer(json_tensor.error_answer(message)), "application/json")
-                return None
+                return self._refuse(413, f"request body of {self.headers.get('Content-Length')} bytes refused: the limit is {max_body_bytes} bytes")
             return self.rfile.read(length) if length else b""
+
+        def _chunked_body(self) -> bytes | None:
+            """A chunked body (RFC 9112 section 7.1), which TF Serving's libevent server decodes too."""
+            body = bytearray()
+            while True:
+                try:
+                    size = int(self.rfile.readline(1024).split(b";", 1)[0].strip(), 16)  # chunk extensions ignored
+                except ValueError:
+                    size = -1
+                if size < 0:
+                    return self._refuse(400, "malformed chunked request body: a chunk size is not a hexadecimal number")
+                if len(body) + size > max_body_bytes:
+                    return self._refuse(413, f"chunked request body of over {max_body_bytes} bytes refused: the limit is {max_body_bytes} bytes")
+                if size == 0:
+                    while self.rfile.readline(8192).strip():  # the trailer fields, up to an empty line
+                        pass
+                    return bytes(body)
+                body += self.rfile.read(size)
+                self.rfile.readline(8192)  # the CRLF closing the chunk
+
+        def _refuse(self, code: int, message: str) -> None:
+            self.close_connection = True  # the body stays unread: the connection cannot carry another request
+            self._send(code, json_tensor.encode_answer(json_tensor.error_answer(message)), "application/json")
 
         def _send(self, code: int, body: bytes, content_type: str):
             self.send_response(code)

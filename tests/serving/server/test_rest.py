@@ -226,6 +226,21 @@ def test_oversized_bodies_are_refused_before_they_are_read(bare_http):
     assert response.status == 413 and "1024 bytes" in json.loads(response.read())["error"]
 
 
+@pytest.mark.parametrize(
+    "chunks, code, fragment",
+    [([b"x" * 1000, b"x" * 1000], 413, "1024 bytes"), ([b"not hex\r\n"], 400, "malformed chunked request body")],
+)
+def test_chunked_bodies_are_held_to_the_limit_and_must_be_well_formed(bare_http, chunks, code, fragment):
+    connection = http.client.HTTPConnection("127.0.0.1", bare_http.server_port, timeout=10)
+    connection.putrequest("POST", "/v1/models/any:predict")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    for chunk in chunks:
+        connection.send(chunk if chunk.endswith(b"\r\n") else b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    response = connection.getresponse()
+    assert response.status == code and fragment in json.loads(response.read())["error"]
+
+
 def test_idle_connections_are_closed_after_the_socket_timeout(bare_http):
     with socket.create_connection(("127.0.0.1", bare_http.server_port), timeout=10) as idle:
         started = time.monotonic()
