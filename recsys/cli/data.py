@@ -114,7 +114,8 @@ def _prepare_and_save(load, args, source: str) -> int:
 
     cleaning, split = _configs(args)
     check_output_directory(args.out, args.overwrite)
-    with tqdm(total=3, unit="step", desc="loading", file=sys.stderr) as progress:
+    # No bar when stderr is no terminal (logs, pipes), and none left behind: an error then is its only line.
+    with tqdm(total=3, unit="step", desc="loading", file=sys.stderr, disable=None, leave=False) as progress:
         loaded = load()
         progress.update()
         progress.set_description("cleaning and splitting")
