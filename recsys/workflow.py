@@ -27,6 +27,7 @@ import numpy as np
 
 from recommenders.models.config import RankingConfig, RecommendConfig, RetrievalConfig, TrainConfig
 from recsys_base.errors import ConfigError, DataError
+from recsys_base.fields import check_fields
 
 RUN_SECTIONS = {"retrieval": RetrievalConfig, "ranking": RankingConfig, "train": TrainConfig, "recommend": RecommendConfig}
 
@@ -51,35 +52,32 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         for section in RUN_SECTIONS:
-            getattr(self, section).validate()
+            # Types first with the section in the path (``ranking.deep_units[0]``), then ranges.
+            check_fields(getattr(self, section), section).validate()
         return self
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> RunConfig:
+        """A validated RunConfig from parsed JSON; ConfigError names ``source`` and the field path."""
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: expected an object with sections {', '.join(RUN_SECTIONS)}")
-        unknown = sorted(set(values) - set(RUN_SECTIONS))
+            raise ConfigError(f"{source}: expected an object with sections {', '.join(RUN_SECTIONS)}, got {values!r:.60}")
+        unknown = sorted(map(str, set(values) - set(RUN_SECTIONS)))
         if unknown:
             raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)}; use {', '.join(RUN_SECTIONS)}")
         sections = {}
         for name, config_class in RUN_SECTIONS.items():
             fields = values.get(name, {})
+            if not isinstance(fields, dict):
+                raise ConfigError(f"{source}: {name} must be an object of settings, got {json.dumps(fields, default=repr):.60}")
             known = {f.name for f in dataclasses.fields(config_class)}
-            bad = sorted(set(fields) - known)
+            bad = sorted(map(str, set(fields) - known))
             if bad:
                 raise ConfigError(f"{source}: unknown {name} setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
-            defaults = config_class()
-            for key, value in fields.items():
-                expected = type(getattr(defaults, key))
-                if expected is tuple and isinstance(value, list):
-                    value = tuple(value)
-                if expected is float and isinstance(value, int) and not isinstance(value, bool):
-                    value = float(value)
-                if not isinstance(value, expected):
-                    raise ConfigError(f"{source}: {name}.{key} must be {expected.__name__}, got {value!r}")
-                fields = {**fields, key: value}
             sections[name] = config_class(**fields)
-        return cls(**sections).validate()
+        try:
+            return cls(**sections).validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
@@ -87,9 +85,15 @@ class RunConfig:
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            values = json.loads(path.read_text())
+            values = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply to be a run config") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
         return cls.from_dict(values, source=str(path))
 
     def to_dict(self) -> dict:

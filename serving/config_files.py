@@ -52,9 +52,9 @@ def parse_text(path: str | Path, message_type):
     """Parses the text-format file ``path`` into ``message_type``; ConfigError if it cannot."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:  # a UnicodeDecodeError has no strerror
+        raise ConfigError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     try:
         return text_format.Parse(text, message_type())
     except text_format.ParseError as error:

@@ -45,6 +45,7 @@ import pandas as pd
 from recommenders.data import schema
 from recommenders.data.report import CleaningReport, DropLedger, quarantine_catalog, quarantine_events
 from recsys_base.errors import ConfigError, DataError
+from recsys_base.fields import check_fields
 
 EVENT_REASONS = (
     "invalid_event_type",
@@ -81,17 +82,14 @@ class CleaningConfig:
     price_iqr_factor: float | None = 1.5
 
     def validate(self) -> CleaningConfig:
-        """Checks every value once; returns ``self`` with numbers normalized."""
+        """Checks every value once (types, then ranges); returns ``self`` with numbers normalized."""
+        check_fields(self)
         if not self.session_gap_minutes > 0:
             raise ConfigError(f"session_gap_minutes must be > 0, got {self.session_gap_minutes}")
-        self.session_gap_minutes = float(self.session_gap_minutes)
         for name in ("max_events_per_session", "max_events_per_minute", "min_item_support", "min_session_length"):
             value = getattr(self, name)
-            optional = name.startswith("max_")
-            if value is None and optional:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1{' or None' if optional else ''}, got {value!r}")
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1{' or None' if name.startswith('max_') else ''}, got {value}")
         if self.price_iqr_factor is not None and not self.price_iqr_factor > 0:
             raise ConfigError(f"price_iqr_factor must be > 0 or None, got {self.price_iqr_factor}")
         return self

@@ -107,6 +107,12 @@ def check_output_directory(directory, overwrite: bool = False) -> Path:
         raise DataError(f"output path exists and is not a directory: {directory}")
     if directory.is_dir() and any(directory.iterdir()) and not overwrite:
         raise DataError(f"output directory {directory} is not empty; pass --overwrite (overwrite=True) to replace it")
+    # The directory is created beside its siblings, so its nearest existing ancestor must take new entries.
+    ancestor = next(parent for parent in directory.absolute().parents if parent.exists())
+    if not ancestor.is_dir():
+        raise DataError(f"cannot create output directory {directory}: {ancestor} is a file")
+    if not directory.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise DataError(f"cannot create output directory {directory}: {ancestor} is not writable")
     return directory
 
 
@@ -116,8 +122,11 @@ def save_prepared(prepared: PreparedData, directory, overwrite: bool = False) ->
     Refuses (DataError) to replace a non-empty directory unless ``overwrite``.
     """
     directory = check_output_directory(directory, overwrite)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as exc:
+        raise DataError(f"cannot create output directory {directory}: {exc.strerror or exc}") from None
     try:
         for name, frame in prepared.tables().items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)

@@ -105,48 +105,148 @@ def as_id_strings(values: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
-def _epoch_unit(numbers: pd.Series) -> str:
-    # Epoch seconds, milliseconds, microseconds and nanoseconds of dates after 1973 differ by
-    # orders of magnitude, so the size of the largest value names the unit.
-    largest = numbers.abs().max()
-    for unit, bound in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
-        if largest < bound:
-            return unit
-    return "ns"
+# Epoch units and their ticks per second; "iso" reads ISO 8601 text, "auto" decides per value.
+EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+TIMESTAMP_UNITS = ("auto", *EPOCH_UNITS, "iso")
+# Plausible dates, 1973-03-03 to 2255-03-14, are 1e8 to 9e9 epoch seconds. In ms, us and ns
+# the same dates lie 3, 6 and 9 orders of magnitude higher, so the four ranges never overlap
+# and a value's size names its unit; a number in none of them is no plausible date. (The
+# upper end keeps nanoseconds within datetime64[ns], which ends in 2262.)
+PLAUSIBLE_EPOCH_SECONDS = (1e8, 9e9)
 
 
-def parse_timestamps(values: pd.Series, where: str, unit: str | None = None) -> pd.Series:
-    """Parses dates (any pandas format, mixed allowed) or epoch numbers into naive UTC.
+def scalar_values(values: pd.Series, where: str) -> pd.Series:
+    """``values`` with bytes decoded as UTF-8; DataError naming ``where`` for lists, arrays,
+    dicts (one value per row is expected) or bytes that are not UTF-8 text.
 
-    Epoch numbers use ``unit`` (``s``/``ms``/``us``/``ns``) or, when ``None``, the unit their
-    magnitude implies. A value that does not parse becomes ``NaT`` (cleaning quarantines it);
-    when no value parses at all the column cannot be timestamps and DataError names ``where``.
+    Only Parquet columns can hold such values (CSV is read as text), so only object columns are looked at.
+
+    >>> scalar_values(pd.Series([b"a", "b"], dtype=object), "item_id").tolist()
+    ['a', 'b']
+    >>> scalar_values(pd.Series([[1, 2], [3]]), "events.parquet column item_id")
+    Traceback (most recent call last):
+    ...
+    recsys_base.errors.DataError: events.parquet column item_id holds lists, not one value per row (e.g. [1, 2])
     """
+    if values.dtype != object:
+        return values
+    nested = values.map(lambda value: isinstance(value, (list, tuple, set, dict, np.ndarray))).astype(bool)
+    if nested.any():
+        example = values[nested].iloc[0]
+        kind = "dict" if isinstance(example, dict) else "list"
+        shown = str(example.tolist() if isinstance(example, np.ndarray) else example)
+        raise DataError(f"{where} holds {kind}s, not one value per row (e.g. {shown[:40]})")
+    is_bytes = values.map(lambda value: isinstance(value, bytes)).astype(bool)
+    if not is_bytes.any():
+        return values
+    decoded = {}
+    for row, value in values[is_bytes].items():
+        try:
+            decoded[row] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{where} holds bytes that are not UTF-8 text (row {row}: {value[:40]!r})") from None
+    return values.where(~is_bytes, pd.Series(decoded, dtype=object))
+
+
+def _date_text(text: pd.Series, iso: bool) -> pd.Series:
+    """Dates written as text, parsed (UTC-aware); ``NaT`` where a value is no date."""
+    if iso:
+        return pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    with warnings.catch_warnings():
+        # "Could not infer format": the per-value fallback below is the answer to it.
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(text, errors="coerce", utc=True)
+    retry = parsed.isna()
+    if retry.any():
+        # The format pandas infers from the first value rejects rows written differently.
+        parsed[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
+    return parsed
+
+
+def _epochs(numbers: pd.Series, unit: str) -> tuple[pd.Series, dict[str, pd.Series]]:
+    """Epoch numbers as UTC times (``NaT`` where implausible or out of range) and, per unit, which were read in it."""
+    magnitude = np.abs(numbers.to_numpy(dtype="float64", na_value=np.nan))
+    parsed = pd.Series(pd.NaT, index=numbers.index, dtype="datetime64[ns, UTC]")
+    read_as = {}
+    for name, per_second in EPOCH_UNITS.items():
+        if unit == "auto":
+            low, high = (bound * per_second for bound in PLAUSIBLE_EPOCH_SECONDS)
+            mask = pd.Series((magnitude >= low) & (magnitude < high), index=numbers.index)
+        else:
+            mask = pd.Series(np.isfinite(magnitude) & (name == unit), index=numbers.index)
+        if mask.any():
+            parsed[mask] = pd.to_datetime(numbers[mask], unit=name, errors="coerce", utc=True)
+            read_as[name] = mask
+    return parsed, read_as
+
+
+def _example(values: pd.Series, mask) -> str:
+    return repr(values[mask].iloc[0]) if mask.any() else ""
+
+
+def parse_timestamps(values: pd.Series, where: str, unit: str = "auto") -> pd.Series:
+    """Parses epoch numbers or dates written as text into naive UTC, value by value.
+
+    ``unit`` is one of :data:`TIMESTAMP_UNITS`. ``auto`` reads each number in the epoch unit
+    its size names (see :data:`PLAUSIBLE_EPOCH_SECONDS`) and each text in any pandas date
+    format, so a column mixing formats parses row by row and a warning counts each format
+    found. ``s``/``ms``/``us``/``ns`` read numbers in that unit and ``iso`` reads ISO 8601
+    text; a column that also holds the other kind (dates beside declared epochs, epochs
+    beside declared ISO text) is refused with an example of each. A value that does not parse
+    becomes ``NaT`` (cleaning quarantines it as ``invalid_timestamp``) and a warning says how
+    many; when no value parses, or the column holds true/false values, DataError names ``where``.
+
+    >>> parse_timestamps(pd.Series(["1700000000", "1700000060000", "2024-01-01T10:00:00", "inf"]), "ts").tolist()
+    [Timestamp('2023-11-14 22:13:20'), Timestamp('2023-11-14 22:14:20'), Timestamp('2024-01-01 10:00:00'), NaT]
+    """
+    if unit not in TIMESTAMP_UNITS:
+        raise ConfigError(f"timestamp unit must be one of {', '.join(TIMESTAMP_UNITS)}, got {unit!r}")
+    values = scalar_values(values, where)
     present = values.notna()
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
-    else:
-        numbers = pd.to_numeric(values, errors="coerce")
-        if present.any() and numbers[present].notna().all():
-            try:
-                parsed = pd.to_datetime(numbers, unit=unit or _epoch_unit(numbers[present]), utc=True)
-            except (ValueError, OverflowError) as exc:
-                raise DataError(f"{where}: epoch timestamps out of range for unit {unit!r}: {exc}") from exc
-        else:
-            text = values.astype("string")
-            with warnings.catch_warnings():
-                # "Could not infer format": the per-value fallback below is the answer to it.
-                warnings.simplefilter("ignore", UserWarning)
-                parsed = pd.to_datetime(text, errors="coerce", utc=True)
-            retry = present & parsed.isna()
-            if retry.any():
-                # The format pandas infers from the first value rejects rows written differently.
-                parsed[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
-    parsed = parsed.dt.tz_localize(None).astype("datetime64[ns]")
-    if present.any() and parsed[present].isna().all():
-        example = values[present].iloc[0]
-        raise DataError(f"{where}: no value parses as a timestamp (e.g. {example!r})")
+        return _naive_ns(pd.to_datetime(values, utc=True))
+    if pd.api.types.infer_dtype(values, skipna=True) == "boolean":
+        raise DataError(f"{where} holds true/false values, not timestamps (e.g. {values[present].iloc[0]})")
+    numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values.astype("string"), errors="coerce")
+    is_number = present & numbers.notna()
+    is_text = present & ~is_number
+    text = values[is_text].astype("string").str.strip()
+    dates = _date_text(text, iso=unit == "iso") if is_text.any() else pd.Series(dtype="datetime64[ns, UTC]")
+    is_date = is_text.copy()
+    is_date[is_text] = dates.notna()
+    finite = is_number & np.isfinite(numbers.to_numpy(dtype="float64", na_value=np.nan))
+    declared_epochs, declared_iso = unit in EPOCH_UNITS, unit == "iso"
+    if (declared_epochs and is_date.any()) or (declared_iso and finite.any()):
+        raise DataError(f"{where} mixes epoch numbers (e.g. {_example(values, finite)}) and date text (e.g. "
+                        f"{_example(values, is_date)}) but the timestamp unit is {unit!r}; "
+                        f"'auto' reads each value in its own format")
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    formats = {}
+    if not declared_iso and finite.any():
+        epochs, read_as = _epochs(numbers[finite], unit)
+        parsed[finite] = epochs
+        formats.update({f"epoch {name}": mask.reindex(values.index, fill_value=False) for name, mask in read_as.items()})
+    if is_date.any():
+        parsed[is_date] = dates[dates.notna()]
+        formats["date text"] = is_date
+    parsed = _naive_ns(parsed)
+    failed = present & parsed.isna()
+    if present.any() and failed[present].all():
+        raise DataError(f"{where}: no value parses as a timestamp (e.g. {values[present].iloc[0]!r})")
+    if len(formats) > 1:
+        found = ", ".join(f"{int(mask.sum()):,} {name} (e.g. {_example(values, mask)})" for name, mask in formats.items())
+        warnings.warn(f"{where}: read value by value as {found}", stacklevel=2)
+    if failed.any():
+        warnings.warn(f"{where}: {int(failed.sum()):,} value(s) are no timestamp with unit {unit!r} "
+                      f"(e.g. {_example(values, failed)}); cleaning quarantines them as invalid_timestamp", stacklevel=2)
     return parsed
+
+
+def _naive_ns(parsed: pd.Series) -> pd.Series:
+    """UTC times as naive datetime64[ns]; times beyond what nanoseconds can hold become ``NaT``."""
+    parsed = parsed.dt.tz_localize(None)
+    representable = (parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max)
+    return parsed.where(representable).astype("datetime64[ns]")
 
 
 def _check_map(column_map: dict[str, str] | None, frames: dict[str, pd.DataFrame]) -> None:
@@ -156,13 +256,22 @@ def _check_map(column_map: dict[str, str] | None, frames: dict[str, pd.DataFrame
         raise DataError(f"column map source(s) {', '.join(unknown)} not found in {where}")
 
 
-def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None = None, timestamp_unit=None) -> schema.ShopData:
+def _scalar_columns(frame: pd.DataFrame, columns, path) -> pd.DataFrame:
+    """``frame`` with :func:`scalar_values` applied to those of ``columns`` it has."""
+    present = [column for column in columns if column in frame.columns]
+    return frame.assign(**{column: scalar_values(frame[column], f"{path} column {column}") for column in present})
+
+
+def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None = None,
+             timestamp_unit: str = "auto") -> schema.ShopData:
     """Loads events (and optionally a catalog) from CSV or Parquet files in any column naming.
 
     ``column_map`` renames source columns to canonical ones (``{"sessionId": "session_id"}``)
     in both files. Events need ``item_id``, ``timestamp`` and ``session_id`` or ``user_id``
     (then cleaning sessionizes); ``event_type`` defaults to ``view`` (plain click logs);
-    ``user_id`` and ``query`` are optional. Numeric timestamps are epoch ``timestamp_unit``.
+    ``user_id`` and ``query`` are optional. Timestamps are read by :func:`parse_timestamps`
+    with ``timestamp_unit``. A column holding lists (or bytes that are not UTF-8) is refused
+    by name: such ids would turn into their text and silently merge.
 
     Example:
 
@@ -190,6 +299,7 @@ def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None =
     required = ["item_id", "timestamp"] + ([] if "user_id" in events.columns else ["session_id"])
     hint = " (map source columns to canonical names, e.g. sessionId=session_id)"
     require_columns(events, required, events_path, raw_events.columns, hint)
+    events = _scalar_columns(events, ("session_id", "user_id", "item_id", "event_type", "query"), events_path)
     out = pd.DataFrame(index=events.index)
     for column in ("session_id", "user_id", "item_id"):
         out[column] = as_id_strings(events[column]) if column in events.columns else pd.NA
@@ -202,6 +312,7 @@ def load_csv(events_path, catalog_path=None, column_map: dict[str, str] | None =
     else:
         catalog = raw_catalog.rename(columns=column_map or {})
         require_columns(catalog, ["item_id"], catalog_path, raw_catalog.columns)
+        catalog = _scalar_columns(catalog, schema.CATALOG_COLUMNS, catalog_path)
         catalog = catalog.assign(item_id=as_id_strings(catalog["item_id"]))
         for column in ("title", "brand"):
             if column in catalog.columns:

@@ -30,6 +30,7 @@ import pandas as pd
 from recommenders.data import schema
 from recommenders.data.report import DropLedger, PartSummary, SplitReport, quarantine_events
 from recsys_base.errors import ConfigError, DataError
+from recsys_base.fields import check_fields
 
 SPLIT_REASONS = ("unseen_item", "short_session_after_split")
 
@@ -49,7 +50,8 @@ class SplitConfig:
     min_session_length: int = 2
 
     def validate(self) -> SplitConfig:
-        """Checks the fractions leave room for training; returns ``self``."""
+        """Checks the types and that the fractions leave room for training; returns ``self``."""
+        check_fields(self)
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -59,8 +61,8 @@ class SplitConfig:
                 f"validation_fraction + test_fraction must be < 1 to leave training data, got "
                 f"{self.validation_fraction} + {self.test_fraction}"
             )
-        if isinstance(self.min_session_length, bool) or not isinstance(self.min_session_length, int) or self.min_session_length < 1:
-            raise ConfigError(f"min_session_length must be an integer >= 1, got {self.min_session_length!r}")
+        if self.min_session_length < 1:
+            raise ConfigError(f"min_session_length must be >= 1, got {self.min_session_length}")
         return self
 
 

@@ -1,8 +1,9 @@
 """Typed model, training and recommend configuration, validated once where it enters.
 
-Every config's ``validate()`` raises :class:`ConfigError` naming the bad field and
-returns the config, so an entry point (CLI handler, ``train_run``, the tuner, ``export``)
-writes ``config = config.validate()``; the models and trainers below trust what they get.
+Every config's ``validate()`` checks the field types (:func:`recsys_base.fields.check_fields`)
+and ranges, raises :class:`ConfigError` naming the bad field and returns the config, so an
+entry point (CLI handler, ``train_run``, the tuner, ``export``) writes
+``config = config.validate()``; the models and trainers below trust what they get.
 
 Example:
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from recsys_base.errors import ConfigError
+from recsys_base.fields import check_fields
 from serving import contract
 
 # The ranking model's tasks, each with a head, a loss weight (``<task>_weight`` in
@@ -63,6 +65,7 @@ class TowerConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(TowerConfig)}
 
     def validate(self) -> TowerConfig:
+        check_fields(self)
         for name in ("embedding_dim", "feature_dim", "lstm_units", "lstm_layers", "output_dim", "max_title_tokens"):
             _check(getattr(self, name) >= 1, f"{name} must be at least 1, got {getattr(self, name)}")
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
@@ -139,6 +142,7 @@ class TrainConfig:
     OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
 
     def validate(self) -> TrainConfig:
+        check_fields(self)
         _check(self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}")
         _check(self.batch_size >= 2, f"batch_size must be at least 2, got {self.batch_size}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -163,6 +167,7 @@ class RecommendConfig:
     retrieval_weight: float = 1.0
 
     def validate(self) -> RecommendConfig:
+        check_fields(self)
         _check(self.candidate_pool >= 1, f"candidate_pool must be at least 1, got {self.candidate_pool}")
         _check(self.retrieval_weight >= 0, f"retrieval_weight must be >= 0, got {self.retrieval_weight}")
         return self

@@ -18,8 +18,20 @@ from recsys_base.errors import RecsysError
 COMMAND_MODULES = ("data", "models", "serve", "drill", "tune")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (no usage block) with exit code 2.
+
+    Every bad input to ``recsys``, a flag argparse rejects or a value a config refuses,
+    then looks the same: ``<command>: error: <what is wrong>`` on stderr, one line.
+    Subcommand parsers inherit the class.
+    """
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="recsys",
         description="Session-based shop recommendations and search: data, training, tuning, serving.",
     )

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from recommenders.data.cleaning import CleaningConfig
+from recommenders.data.loaders import TIMESTAMP_UNITS
 from recommenders.data.split import SplitConfig
 from recommenders.data.synthetic import SyntheticShopConfig
 from recsys.cli.flags import optional_float, optional_int
@@ -57,7 +58,9 @@ def register(subparsers) -> None:
         metavar="SRC=DST",
         help="rename source column SRC to canonical column DST (csv, parquet), repeatable",
     )
-    imports.add_argument("--timestamp-unit", choices=("s", "ms", "us", "ns"), help="unit of numeric epoch timestamps")
+    imports.add_argument("--timestamp-unit", choices=TIMESTAMP_UNITS, default="auto",
+                         help="epoch unit of numeric timestamps, or iso for ISO 8601 text (csv, parquet); "
+                              "auto reads each value by its size or as date text (default: %(default)s)")
     imports.add_argument("--out", required=True, type=Path, help="directory to write the prepared data to")
     _add_preparation_flags(imports)
     imports.set_defaults(func=_import)
@@ -111,7 +114,8 @@ def _prepare_and_save(load, args, source: str) -> int:
 
     cleaning, split = _configs(args)
     check_output_directory(args.out, args.overwrite)
-    with tqdm(total=3, unit="step", desc="loading", file=sys.stderr) as progress:
+    # No bar when stderr is no terminal (logs, pipes), and none left behind: an error then is its only line.
+    with tqdm(total=3, unit="step", desc="loading", file=sys.stderr, disable=None, leave=False) as progress:
         loaded = load()
         progress.update()
         progress.set_description("cleaning and splitting")
@@ -172,6 +176,8 @@ def _loader(args):
     fmt, path, catalogs = args.format, args.input, args.catalog
     if args.map and fmt not in ("csv", "parquet"):
         raise ConfigError(f"--map applies to --format csv or parquet, not {fmt}")
+    if args.timestamp_unit != "auto" and fmt not in ("csv", "parquet"):
+        raise ConfigError(f"--timestamp-unit applies to --format csv or parquet, not {fmt}: its timestamps have a known unit")
     if fmt in ("csv", "parquet"):
         if len(catalogs) > 1:
             raise ConfigError(f"--format {fmt} takes at most one --catalog file, got {len(catalogs)}")

@@ -118,6 +118,8 @@ def _export(args) -> int:
 
     if args.version is not None and args.version < 1:
         raise ConfigError(f"--version must be a positive whole number, got {args.version}")
+    if args.base.exists() and not args.base.is_dir():
+        raise ConfigError(f"--base {args.base} is a file, not a directory")
     for name, path in export_run(args.run, args.base, args.version).items():
         print(f"exported {name}: {path}")
     return 0

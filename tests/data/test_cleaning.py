@@ -203,8 +203,11 @@ def test_report_reasons_have_a_fixed_order(make_shop):
     "changes, message",
     [
         ({"session_gap_minutes": 0}, "session_gap_minutes must be > 0"),
-        ({"min_item_support": 0}, "min_item_support must be an integer >= 1"),
-        ({"max_events_per_minute": 2.5}, "max_events_per_minute must be an integer >= 1 or None"),
+        ({"session_gap_minutes": float("inf")}, "session_gap_minutes must be a finite number, got inf"),
+        ({"min_item_support": 0}, "min_item_support must be >= 1"),
+        ({"min_item_support": True}, "min_item_support must be an integer, got True"),
+        ({"max_events_per_minute": 2.5}, "max_events_per_minute must be an integer, got 2.5"),
+        ({"max_events_per_minute": 0}, "max_events_per_minute must be >= 1 or None"),
         ({"price_iqr_factor": -1.0}, "price_iqr_factor must be > 0 or None"),
     ],
 )

@@ -79,9 +79,73 @@ def test_explicit_timestamp_unit_wins_over_the_guess(tmp_path):
 
 def test_timestamps_in_mixed_formats_and_zones_become_naive_utc():
     values = pd.Series(["2024-01-02 03:04:05", "2024-01-02T05:04:05+02:00", "Jan 3 2024", "garbage", None], dtype="string")
-    parsed = parse_timestamps(values, "test")
+    with pytest.warns(UserWarning, match="1 value\\(s\\) are no timestamp .*'garbage'"):
+        parsed = parse_timestamps(values, "test")
     assert list(parsed[:3]) == [pd.Timestamp(t) for t in ("2024-01-02 03:04:05", "2024-01-02 03:04:05", "2024-01-03")]
     assert parsed[3:].isna().all()
+
+
+def test_each_epoch_value_is_read_in_the_unit_its_size_names():
+    seconds = [1_700_000_000 + 60 * n for n in range(5)]
+    values = pd.Series([*map(str, seconds), str(1_700_000_300_000), str(1_700_000_360_000_000), "12", "inf"])
+    with pytest.warns(UserWarning, match=r"5 epoch s \(e\.g\. '1700000000'\), 1 epoch ms .*1 epoch us"):
+        parsed = parse_timestamps(values, "ts")
+    expected = [pd.Timestamp(n, unit="s") for n in [*seconds, 1_700_000_300, 1_700_000_360]]
+    assert list(parsed[:7]) == expected
+    assert parsed[7:].isna().all()  # 12 is no plausible date in any unit; inf is no number
+
+
+def test_one_millisecond_row_does_not_merge_sessions(tmp_path):
+    rows = [f"s{s},{k},{1_700_000_000 + s * 7200 + k * 60}" for s in range(50) for k in range(3)]
+    path = write(tmp_path / "e.csv", "session_id,item_id,timestamp\n" + "\n".join([*rows, "s0,9,1700000030000"]) + "\n")
+    with pytest.warns(UserWarning, match="150 epoch s .* 1 epoch ms"):
+        events = load_csv(path).events
+    assert events["timestamp"].min() == pd.Timestamp("2023-11-14 22:13:20")
+    assert events["timestamp"].iloc[-1] == pd.Timestamp("2023-11-14 22:13:50")
+
+
+def test_half_epoch_half_iso_parses_row_by_row(tmp_path):
+    rows = [f"s,{n},{1_700_000_000 + 60 * n if n % 2 else pd.Timestamp(1_700_000_000 + 60 * n, unit='s').isoformat()}"
+            for n in range(6)]
+    path = write(tmp_path / "e.csv", "session_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    with pytest.warns(UserWarning, match=r"3 epoch s \(e\.g\. '1700000060'\), 3 date text \(e\.g\. '2023-11-14T22:13:20'\)"):
+        events = load_csv(path).events
+    assert list(events["timestamp"]) == [pd.Timestamp(1_700_000_000 + 60 * n, unit="s") for n in range(6)]
+
+
+@pytest.mark.parametrize("unit, message", [
+    ("s", r"mixes epoch numbers \(e\.g\. '1700000000'\) and date text \(e\.g\. '2024-01-01T00:00:00'\) but the timestamp unit is 's'"),
+    ("iso", r"mixes epoch numbers \(e\.g\. '1700000000'\) and date text .* unit is 'iso'"),
+])
+def test_a_declared_unit_refuses_values_of_the_other_kind_with_an_example_of_each(tmp_path, unit, message):
+    path = write(tmp_path / "e.csv", "session_id,item_id,timestamp\ns,1,1700000000\ns,2,2024-01-01T00:00:00\n")
+    with pytest.raises(DataError, match=message):
+        load_csv(path, timestamp_unit=unit)
+
+
+def test_iso_unit_reads_iso_text_and_quarantines_other_dates():
+    with pytest.warns(UserWarning, match="1 value"):
+        parsed = parse_timestamps(pd.Series(["2024-01-02T03:04:05Z", "Jan 3 2024"]), "ts", "iso")
+    assert parsed[0] == pd.Timestamp("2024-01-02 03:04:05") and pd.isna(parsed[1])
+
+
+@pytest.mark.parametrize("column, values, message", [
+    ("timestamp", [True, False], r"column timestamp holds true/false values, not timestamps"),
+    ("item_id", [[1, 2], [3]], r"column item_id holds lists, not one value per row \(e\.g\. \[1, 2\]\)"),
+    ("session_id", [b"a\xff", b"b"], r"column session_id holds bytes that are not UTF-8 text \(row 0: b'a\\xff'\)"),
+])
+def test_parquet_columns_that_are_not_one_value_per_row_are_refused_by_name(tmp_path, column, values, message):
+    frame = pd.DataFrame({"session_id": ["a", "b"], "item_id": ["1", "2"], "timestamp": [1_700_000_000, 1_700_000_060]})
+    frame[column] = values
+    frame.to_parquet(tmp_path / "events.parquet")
+    with pytest.raises(DataError, match=message):
+        load_csv(tmp_path / "events.parquet")
+
+
+def test_utf8_bytes_in_parquet_are_text(tmp_path):
+    frame = pd.DataFrame({"session_id": [b"caf\xc3\xa9"], "item_id": ["1"], "timestamp": [1_700_000_000]})
+    frame.to_parquet(tmp_path / "events.parquet")
+    assert load_csv(tmp_path / "events.parquet").events["session_id"].iloc[0] == "café"
 
 
 def test_missing_file_is_named(tmp_path):

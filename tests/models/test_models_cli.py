@@ -20,7 +20,7 @@ def test_train_without_data_directory_names_it(tmp_path, capsys):
 @pytest.mark.parametrize("content, message", [
     ('{"trian": {}}', "unknown section(s) trian"),
     ('{"train": {"epoch": 3}}', "unknown train setting(s) epoch"),
-    ('{"train": {"epochs": "three"}}', "train.epochs must be int"),
+    ('{"train": {"epochs": "three"}}', "train.epochs must be an integer, got 'three'"),
     ('{"retrieval": {"dropout": 1.5}}', "dropout must be in [0, 1)"),
     ("{not json", "not valid JSON"),
 ])

@@ -151,8 +151,17 @@ def test_export_is_atomic_and_versions_are_immutable(exported, models):
     base, paths = exported
     assert {name: path.name for name, path in paths.items()} == dict.fromkeys(contract.MODELS, "1")
     assert not list(base.rglob(".tmp-*"))
-    with pytest.raises(ModelError, match="already exists"):
+    with pytest.raises(ModelError, match="already exist"):
         export_models(models.retrieval_model, models.ranking_model, base, version=1)
+    assert not list(base.rglob(".tmp-*"))
+
+
+def test_export_writes_all_three_versions_or_none(exported, models):
+    base, _ = exported
+    (base / contract.RANKING_MODEL / "2").mkdir()
+    with pytest.raises(ModelError, match=r"ranking/2 already exist\(s\): .*the next free version is 3"):
+        export_models(models.retrieval_model, models.ranking_model, base, version=2)
+    assert [m for m in contract.MODELS if (base / m / "2").exists()] == [contract.RANKING_MODEL]
     assert not list(base.rglob(".tmp-*"))
 
 
