@@ -278,7 +278,7 @@ def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None)
                                    k=settings.k, max_drop=settings.gate_max_drop, decision_log=decision_log)
             ended = time.monotonic()
             time.sleep(settings.warm_seconds)
-            served_after = client.status(MODEL, label=contract.STABLE_LABEL)
+            served_after = client.predict(MODEL, recommend_inputs(["item-001"], settings.k), label=contract.STABLE_LABEL).version
     fault = summarize(load.samples, started, ended)
     total = summarize(load.samples)
     labels = read_labels(workspace.config_file, MODEL)
@@ -287,7 +287,7 @@ def canary_rejected(workspace: Workspace, settings: DrillSettings, holdout=None)
              f"decision logged to {decision_log.name} ({len(logged)} line)"]
     passed = (not decision.promoted and labels.get(contract.STABLE_LABEL) == stable
               and contract.CANARY_LABEL not in labels
-              and [s.version for s in served_after] == [stable] and total.versions == (stable,) and total.failed == 0 and len(logged) == 1)
+              and served_after == stable and total.versions == (stable,) and total.failed == 0 and len(logged) == 1)
     return DrillResult("canary_rejected", passed, total.requests, total.failed, float("nan"), fault.p99_ms, notes)
 
 

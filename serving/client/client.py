@@ -136,9 +136,10 @@ class RecommenderClient(ClientBase):
         inputs, candidates = self._rank_inputs(session, candidates, user, query)
         return self._ranked(self.predict(model, inputs, routing_key=user or session_id), candidates)
 
-    def status(self, model: str, version: int | None = None, label: str | None = None) -> list[requests.VersionStatus]:
-        """The versions of ``model`` the server knows and their states, newest first."""
-        return requests.version_statuses(self._call(channels.GET_MODEL_STATUS, requests.status_request(model, version, label)))
+    def status(self, model: str, version: int | None = None) -> list[requests.VersionStatus]:
+        """The versions of ``model`` the server knows and their states, newest first (no label:
+        TF Serving's GetModelStatus ignores it; predict with the label to see what it serves)."""
+        return requests.version_statuses(self._call(channels.GET_MODEL_STATUS, requests.status_request(model, version)))
 
     def metadata(self, model: str, version: int | None = None, label: str | None = None) -> dict[str, dict]:
         """The signatures of ``model``: name -> inputs/outputs with dtypes and shapes."""

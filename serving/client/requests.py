@@ -64,10 +64,10 @@ def prediction(response, target: str = "") -> Prediction:
     )
 
 
-def status_request(model: str, version=None, label=None):
+def status_request(model: str, version=None):
     """A GetModelStatusRequest for ``model`` (all versions unless one is pinned)."""
     request = messages.GetModelStatusRequest()
-    model_spec(request.model_spec, model, version, label)
+    model_spec(request.model_spec, model, version)
     return request
 
 

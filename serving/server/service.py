@@ -85,9 +85,13 @@ def model_metadata(manager: ModelManager, request) -> get_model_metadata_pb2.Get
 
 
 def model_status(manager: ModelManager, request) -> get_model_status_pb2.GetModelStatusResponse:
-    """Answers a GetModelStatusRequest: the state of every version of the model, or of the one the spec names."""
+    """Answers a GetModelStatusRequest: the state of every version of the model, or of the version the spec names.
+
+    A ``version_label`` is ignored, as TF Serving's get_model_status_impl.cc reads only ``version``.
+    """
     response = get_model_status_pb2.GetModelStatusResponse()
-    for state in manager.statuses(*_spec(request.model_spec)):
+    name, version, _ = _spec(request.model_spec)
+    for state in manager.statuses(name, version):
         status = response.model_version_status.add(version=state.version, state=_STATES[state.state])
         status.status.error_code = state.error_code.value[0]
         status.status.error_message = state.error_message

@@ -73,7 +73,8 @@ def test_canary_as_good_as_stable_is_promoted(workspace):
     from serving.testing import export_toy_models
 
     export_toy_models(workspace.models_dir, version=2, num_items=TOY_ITEMS, models=(MODEL,))
-    handle = serve(ServerConfig(workspace.config_file, model_base=workspace.models_dir, port=0, poll_seconds=0))
+    handle = serve(ServerConfig(workspace.config_file, model_base=workspace.models_dir, port=0, poll_seconds=0,
+                                allow_config_reload=True))  # the canary gate reloads it (from loopback)
     target = f"127.0.0.1:{handle.port}"
     try:
         with RecommenderClient([target]) as client:

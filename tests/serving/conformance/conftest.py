@@ -7,20 +7,18 @@ so the same tests run against three targets (``target`` fixture, one per test se
   :func:`serving.deployment.write_configs` (stable label, batching, monitoring), served by
   the embedded server with batching, REST and the gRPC health service on;
 * ``tensorflow_model_server`` on PATH: the same exports and configs served by the real
-  binary, started with the production flags (:func:`serving.deployment.server_flags`)
-  plus ``--enable_grpc_healthcheck_service``;
+  binary, started with the production flags (:func:`serving.deployment.server_flags`);
 * ``RECSYS_SERVING_TARGET=host:port``: an existing deployment of trained models (one
   replica: the metrics are per process). ``RECSYS_SERVING_REST=host:port`` names its REST
-  port; ``RECSYS_SERVING_HEALTH=on`` says it runs the gRPC health service (the generated
-  deployment does not, so the default is off).
+  port; ``RECSYS_SERVING_HEALTH=off`` says it runs without the gRPC health service (the
+  generated deployment runs it, so the default is on).
 
 Against a deployment the tests know nothing about the models: they learn item ids from
 ``retrieve`` with an empty session and compare answers with each other, never with fixed
 values. A test that needs REST fails when no REST address is given, saying to set
 RECSYS_SERVING_REST, rather than skipping: a conformance run that silently checked less
-would read as a pass. Where the embedded server knowingly differs from TF Serving
-(serving/README.md, the fidelity table), its test is marked ``xfail(strict=True)`` for the
-embedded target only, so a fix turns the mark into a failure to remove.
+would read as a pass. Where the embedded server knowingly differs from TF Serving, the
+fidelity table (serving/README.md) says how, and no test here asserts either behaviour.
 """
 
 from __future__ import annotations
@@ -51,16 +49,6 @@ START_TIMEOUT_S = 120.0
 # How many items the suite learns from a deployment: the largest k and candidate list it sends.
 CATALOG_SAMPLE = 16
 
-# Behaviours where the embedded server knowingly differs from TF Serving (the fidelity
-# table in serving/README.md); their tests are strict xfails on the embedded target.
-KNOWN_DIFFERENCES = {
-    "unknown-label": "the embedded server answers NOT_FOUND for an unknown version label; TF Serving INVALID_ARGUMENT "
-                     "'Unrecognized servable version label' (server_core.cc); label resolution is serving/server/manager.py's",
-    "status-ignores-label": "the embedded server's gRPC GetModelStatus resolves the label (unknown: NOT_FOUND); TF Serving's "
-                            "ignores it and lists every version (get_model_status_impl.cc); fixed on REST only",
-}
-
-
 @dataclass
 class Target:
     """Where the suite sends requests and what is served there.
@@ -89,12 +77,6 @@ class Target:
         if self.rest is None:
             pytest.fail(f"this test needs the target's REST port: set {REST_ENV}=host:port (e.g. host:{contract.REST_PORT})")
         return self.rest
-
-    def expect_difference(self, request, difference: str, raises: type[Exception] = AssertionError) -> None:
-        """Marks the calling test as a known difference of the embedded server: a strict xfail
-        that only ``raises`` (how the difference shows) satisfies."""
-        if self.kind == "embedded":
-            request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=KNOWN_DIFFERENCES[difference]))
 
 
 def _free_port() -> int:
@@ -145,7 +127,7 @@ def target(tmp_path_factory):
     from serving.testing import TOY_ITEMS, item_ids
 
     if os.environ.get(TARGET_ENV):
-        health = os.environ.get(HEALTH_ENV, "off")
+        health = os.environ.get(HEALTH_ENV, "on")
         if health not in ("on", "off"):
             pytest.fail(f"{HEALTH_ENV} must be 'on' or 'off', got {health!r}")
         found = Target(os.environ[TARGET_ENV], os.environ.get(REST_ENV) or None, "deployment", health == "on", toy=False)
