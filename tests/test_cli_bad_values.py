@@ -91,6 +91,10 @@ CASES = {
     "export base is a file": ({"base": lambda p: _text(p, "")}, ["export", "--run", "{tmp}", "--base", "{base}"],
                               "--base {base} is a file, not a directory"),
     "export version 0": ({}, ["export", "--run", "{tmp}", "--version", "0"], "--version must be a positive whole number"),
+    "serve-config out is a file": ({"deploy": lambda p: _text(p, "")}, ["serve-config", "--out", "{deploy}", "--stable", "1"],
+                                   "output directory {deploy} is a file"),
+    "serve ssl key without cert": ({}, ["serve", "--embedded", "--model-base", "{tmp}", "--ssl-key", "{tmp}"],
+                                   "--ssl-cert and --ssl-key go together"),
 }
 SUBPROCESS_CASES = ("session gap inf", "bool timestamps", "infinite learning rate", "export base is a file")
 

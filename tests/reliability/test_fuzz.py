@@ -188,9 +188,7 @@ def status_cases(draw):
     elif which == "label":
         request.model_spec.version_label = draw(st.one_of(st.just(contract.STABLE_LABEL), st.text(min_size=1, max_size=20)))
     spec = request.model_spec
-    # As TF Serving (server_core.cc): a label is looked up before the model, and an unknown one is INVALID_ARGUMENT.
-    if which == "label" and (spec.name != MODEL or spec.version_label != contract.STABLE_LABEL):
-        return request, grpc.StatusCode.INVALID_ARGUMENT, "Unrecognized servable version label"
+    # As TF Serving (get_model_status_impl.cc): a label is ignored, every version is listed.
     if spec.name != MODEL:
         return request, grpc.StatusCode.NOT_FOUND, "is not served"
     if which == "version" and spec.version.value != 1:
