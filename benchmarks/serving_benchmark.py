@@ -23,7 +23,7 @@
 
 ``--model-base`` serves already exported models in place of the toy ones. Writes
 ``benchmarks/results/serving_benchmark.{json,md,png}``. Bounded loops, loopback only;
-about 5 minutes on 2 CPUs (the Diginetica export takes about a minute of that).
+about 3 minutes on 2 CPUs (the Diginetica export takes half of that).
 """
 
 from __future__ import annotations
