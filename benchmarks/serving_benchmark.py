@@ -3,22 +3,35 @@
 1. Import time and peak RSS of a process that imports the thin client
    (``serving.client``) vs the official ``tensorflow_serving.apis`` stubs (median of 3
    fresh subprocesses each).
-2. p50/p99 latency and QPS of ``recommend`` at concurrency 1, 8 and 32: the SavedModel
-   signature called in-process (the floor), and the embedded server (a separate process,
-   loopback gRPC, thin client) without and with server-side batching.
+2. For each export (the toy contract models, 50 items; and a Diginetica-size export: the
+   LSTM two-tower + ranker over the real 43,097-item vocabulary built from the
+   dataset's training split, untrained, since latency does not depend on the weights),
+   p50/p99 latency and QPS of ``recommend`` at concurrency 1, 8 and 32, all in one run:
 
-    .venv/bin/python benchmarks/serving_benchmark.py [--model-base saved_models] [--requests 400]
+   * the SavedModel's signature called in-process on ready tensors (the floor);
+   * a gRPC echo server answering every Predict with that model's response bytes, without
+     parsing or running anything: the cost of Python gRPC (server and thin client) alone;
+   * the embedded server (a separate process, loopback gRPC, thin client) without batching
+     and with the production batching parameters (``BatchingOptions``' defaults, the ones
+     ``serving/deployment.py`` writes for TF Serving).
 
-Without ``--model-base`` it serves the toy contract models (50 items). Writes
-``benchmarks/results/serving_benchmark.{json,md,png}``. Bounded loops, loopback only.
+   The two ratios the serving work aims at are computed from the same run: server p50 /
+   in-process p50 at concurrency 1, and batched / unbatched QPS at concurrency 32.
+
+    .venv/bin/python benchmarks/serving_benchmark.py [--exports toy,diginetica] [--requests 400]
+        [--data-dir DIR] [--model-base DIR] [--max-batch-size N --batch-timeout-micros N ...]
+
+``--model-base`` serves already exported models in place of the toy ones. Writes
+``benchmarks/results/serving_benchmark.{json,md,png}``. Bounded loops, loopback only;
+about 3 minutes on 2 CPUs (the Diginetica export takes half of that).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,9 +43,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, REPO, RESULTS, machine
+
 CONCURRENCY = (1, 8, 32)
+EXPORTS = ("toy", "diginetica")
+IN_PROCESS, ECHO, SERVER, BATCHED = "in-process signature", "gRPC echo (no model)", "server, no batching", "server, batching"
+MODES = (IN_PROCESS, ECHO, SERVER, BATCHED)
+RECOMMEND_K = 20  # the Diginetica protocol's cut-off (HR@20)
 
 _IMPORT_PROBE = """
 import resource, sys, time
@@ -45,6 +63,24 @@ CLIENTS = {
     "thin (serving.client)": "import serving.client",
     "official (tensorflow_serving.apis)": "from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc",
 }
+
+# A Predict servicer that answers every call with fixed bytes: grpcio's generic handler
+# with no (de)serializers, so only Python gRPC's own work is left. Same thread pool size
+# as the embedded server (ServerConfig.workers).
+_ECHO_SERVER = """
+import sys
+from concurrent import futures
+import grpc
+response = open(sys.argv[1], 'rb').read()
+handler = grpc.method_handlers_generic_handler(
+    'tensorflow.serving.PredictionService',
+    {'Predict': grpc.unary_unary_rpc_method_handler(lambda request, context: response)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=int(sys.argv[2])), handlers=[handler])
+port = server.add_insecure_port('127.0.0.1:0')
+server.start()
+print('echo: gRPC on 127.0.0.1:%d,' % port, flush=True)
+server.wait_for_termination()
+"""
 
 
 def import_costs(repeats: int = 3) -> list[dict]:
@@ -102,43 +138,112 @@ def drive(call, concurrency: int, requests: int) -> dict:
     return _percentiles(latencies, time.perf_counter() - started)
 
 
+def _listening(command: list[str]) -> tuple[subprocess.Popen, str]:
+    """Starts ``command`` and reads the gRPC address from its "... gRPC on host:port," line."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
+    for line in process.stdout:
+        if "gRPC on " in line:
+            return process, line.split("gRPC on ")[1].split(",")[0].strip()
+    raise RuntimeError(f"{command[:4]} exited before serving (code {process.wait()})")
+
+
 def _start_server(model_base: Path, batching: Path | None) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "recsys", "serve", "--embedded", "--model-base", str(model_base), "--port", "0", "--rest-port", "0"]
     if batching is not None:
         command += ["--batching-config", str(batching)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
-    process.stdout.readline()
-    address = process.stdout.readline().split("gRPC on ")[1].split(",")[0]
-    return process, address
+    return _listening(command)
 
 
-def latency_table(model_base: Path, requests: int, batching_file: Path) -> list[dict]:
-    """Latency/QPS rows for in-process, server, and server with batching."""
-    import recsys_base  # noqa: F401 - Keras 2 before TensorFlow loads
-    from serving import contract
+def export_toy(base: Path, num_items: int) -> tuple[dict, str]:
+    """The toy contract models under ``base``; the recommend request and a description."""
+    from serving.testing import export_toy_models, toy_request
+
+    export_toy_models(base, num_items=num_items, models=("recommend",))
+    inputs = toy_request("recommend", num_items)
+    inputs["k"] = np.array([min(RECOMMEND_K, num_items)], dtype=np.int32)
+    return inputs, f"toy contract model, {num_items} items, fixed scores (serving/testing.py)"
+
+
+def export_diginetica(base: Path, data_dir: Path, config_path: Path) -> tuple[dict, str]:
+    """An untrained Diginetica-size export under ``base``; a real test session as the request.
+
+    The vocabulary is built as training builds it (``FeatureVocabularies.build`` on the
+    training split and the catalog), the towers from ``config_path`` with the features
+    Diginetica lacks (users, queries, clock time) off, as ``diginetica_retrieval.py`` does.
+    """
+    from recommenders.data.loaders import load_srgnn_splits
+    from recommenders.features.vocabulary import FeatureVocabularies
+    from recommenders.models.export import export_models
+    from recommenders.models.ranking import MultiTaskRanker
+    from recommenders.models.retrieval import SessionRetrievalModel
+    from recsys.workflow import RunConfig
+    from recsys_base.tf_compat import tensorflow
+    from serving.client import sessions
+
+    tensorflow().get_logger().setLevel("ERROR")  # saving untrained Keras layers warns once per layer
+    config = RunConfig.from_file(config_path)
+    for towers in (config.retrieval, config.ranking):
+        towers.use_user = towers.use_query = towers.use_context = False
+    config.validate()
+    prepared = load_srgnn_splits(data_dir, validation_fraction=0.0)
+    vocab = FeatureVocabularies.build(prepared.train, prepared.catalog)
+    export_models(SessionRetrievalModel(vocab, config.retrieval), MultiTaskRanker(vocab, config.ranking), base, version=1,
+                  recommend_config=config.recommend)
+    # A test session of the median length, as a shopper's client would send it.
+    test = prepared.test.sort_values(["session_id", "timestamp"], kind="stable")
+    lengths = test.groupby("session_id", sort=False).size()
+    session_id = (lengths - lengths.median()).abs().idxmin()
+    events = test[test["session_id"] == session_id]
+    session = [(item, kind, int(stamp.timestamp())) for item, kind, stamp in zip(events["item_id"], events["event_type"], events["timestamp"])]
+    inputs = {**sessions.session_inputs([session], [None], [None]), **sessions.exclude_inputs([None])}
+    inputs["k"] = np.array([RECOMMEND_K], dtype=np.int32)
+    description = (f"LSTM two-tower + ranker, untrained, {vocab.num_items:,} items (Diginetica training-split vocabulary), "
+                   f"config {config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path}; "
+                   f"request: a {len(session)}-event test session, k={RECOMMEND_K}")
+    return inputs, description
+
+
+def _in_process_call(model_base: Path, inputs: dict):
+    """The recommend signature of the exported model, called on prebuilt tensors: the floor."""
+    from recsys_base.tf_compat import tensorflow
+
+    tf = tensorflow()
+    version_dir = max((path for path in (model_base / "recommend").iterdir() if path.name.isdigit()), key=lambda path: int(path.name))
+    function = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    tensors = {name: tf.constant(array) for name, array in inputs.items()}
+    return lambda: {name: value.numpy() for name, value in function(**tensors).items()}
+
+
+def latency_rows(name: str, model_base: Path, inputs: dict, requests: int, batching_file: Path, scratch: Path, progress) -> list[dict]:
+    """Latency/QPS rows of every mode and concurrency for one export."""
+    from tensorflow_serving.apis import predict_pb2
+
+    from recsys_base.tf_compat import tensorflow
     from serving.client import RecommenderClient
-    from serving.server.servable import Servable
-    from serving.testing import toy_request
 
-    model_dir = model_base / contract.RECOMMEND_MODEL
-    version = max(int(path.name) for path in model_dir.iterdir() if path.name.isdigit())
-    servable = Servable(contract.RECOMMEND_MODEL, version, model_dir / str(version))
-    inputs = toy_request(contract.RECOMMEND_MODEL)
-    inputs[contract.K] = np.array([20], dtype=np.int32)
+    tf = tensorflow()
+    call = _in_process_call(model_base, inputs)
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = "recommend"
+    for output, value in call().items():
+        response.outputs[output].CopyFrom(tf.make_tensor_proto(value))
+    echo_response = scratch / f"{name}-response.bin"
+    echo_response.write_bytes(response.SerializeToString())
     rows = []
-    modes = [("in-process signature", None), ("server, no batching", "off"), ("server, batching", "on")]
-    progress = tqdm(total=len(modes) * len(CONCURRENCY), desc="latency", unit="run")
-    for mode, batching in modes:
-        process = None
-        if batching is None:
-            call = lambda: servable.run(contract.DEFAULT_SIGNATURE, inputs)  # noqa: E731
-        else:
-            process, address = _start_server(model_base, batching_file if batching == "on" else None)
-            client = RecommenderClient([address], deadline_s=30.0)
-            call = lambda client=client: client.predict(contract.RECOMMEND_MODEL, inputs)  # noqa: E731
+    for mode in MODES:
+        process = client = None
+        if mode != IN_PROCESS:
+            if mode == ECHO:
+                process, address = _listening([sys.executable, "-c", _ECHO_SERVER, str(echo_response), "64"])
+            else:
+                process, address = _start_server(model_base, batching_file if mode == BATCHED else None)
+            client = RecommenderClient([address], deadline_s=60.0)
+            call = lambda client=client: client.predict("recommend", inputs)  # noqa: E731
         try:
             call()  # first call outside the measurement
             for concurrency in CONCURRENCY:
+                progress.set_description(f"{name}: {mode}, concurrency {concurrency}")
                 rows.append({"mode": mode, "concurrency": concurrency, **drive(call, concurrency, requests)})
                 progress.update()
         finally:
@@ -146,76 +251,132 @@ def latency_table(model_base: Path, requests: int, batching_file: Path) -> list[
                 client.close()
                 process.terminate()
                 process.wait(timeout=60)
-    progress.close()
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """p50 and p99 latency against concurrency, one line per mode."""
+def ratios(rows: list[dict]) -> dict:
+    """The aims' ratios: server p50 / in-process p50 at concurrency 1, batched / unbatched QPS at 32."""
+    at = {(row["mode"], row["concurrency"]): row for row in rows}
+    low, high = CONCURRENCY[0], CONCURRENCY[-1]
+    return {
+        "server_p50_over_in_process_c1": at[SERVER, low]["p50_ms"] / at[IN_PROCESS, low]["p50_ms"],
+        "batched_p50_over_in_process_c1": at[BATCHED, low]["p50_ms"] / at[IN_PROCESS, low]["p50_ms"],
+        "echo_p50_over_in_process_c1": at[ECHO, low]["p50_ms"] / at[IN_PROCESS, low]["p50_ms"],
+        "batched_qps_over_unbatched_c32": at[BATCHED, high]["qps"] / at[SERVER, high]["qps"],
+    }
+
+
+def plot(exports: dict, path: Path) -> None:
+    """p50 and p99 latency against concurrency, one line per mode, one row per export."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for axis, metric in zip(axes, ("p50_ms", "p99_ms")):
-        for mode in dict.fromkeys(row["mode"] for row in rows):
-            points = [(row["concurrency"], row[metric]) for row in rows if row["mode"] == mode]
-            axis.plot(*zip(*points), marker="o", label=mode)
-        axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
-        axis.set_xticks(CONCURRENCY, [str(c) for c in CONCURRENCY])
-        axis.set_xlabel("concurrent requests")
-        axis.set_title(metric.replace("_ms", " latency (ms)"))
-        axis.grid(True, which="both", alpha=0.3)
-    axes[0].legend()
+    figure, axes = plt.subplots(len(exports), 2, figsize=(10, 4 * len(exports)), squeeze=False)
+    for row_axes, (name, export) in zip(axes, exports.items()):
+        for axis, metric in zip(row_axes, ("p50_ms", "p99_ms")):
+            for mode in MODES:
+                points = [(row["concurrency"], row[metric]) for row in export["latency"] if row["mode"] == mode]
+                axis.plot(*zip(*points), marker="o", label=mode)
+            axis.set_xscale("log", base=2)
+            axis.set_yscale("log")
+            axis.set_xticks(CONCURRENCY, [str(c) for c in CONCURRENCY])
+            axis.set_xlabel("concurrent requests")
+            axis.set_title(f"{name}: {metric.replace('_ms', ' latency (ms)')}")
+            axis.grid(True, which="both", alpha=0.3)
+        row_axes[0].legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
 
-def markdown(imports: list[dict], rows: list[dict], machine: str) -> str:
+def markdown(result: dict) -> str:
     """The results as Markdown tables."""
-    lines = [f"Machine: {machine}", "", "| client | import (s) | peak RSS (MiB) | imports TensorFlow |", "|---|---:|---:|---|"]
-    lines += [f"| {r['client']} | {r['import_s']:.2f} | {r['peak_rss_mib']:.0f} | {r['imports_tensorflow']} |" for r in imports]
-    lines += ["", "| mode | concurrency | p50 (ms) | p99 (ms) | QPS |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['mode']} | {r['concurrency']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['qps']:.0f} |" for r in rows]
-    return "\n".join(lines) + "\n"
+    m = result["machine"]
+    b = result["batching"]
+    lines = [
+        f"Machine: {m['nproc']} CPUs, {m['memory_gb']} GB, {m['platform']}, Python {m['python']}. "
+        f"Produced by `benchmarks/serving_benchmark.py` ({result['requests']} requests per row).",
+        "",
+        "| client | import (s) | peak RSS (MiB) | imports TensorFlow |",
+        "|---|---:|---:|---|",
+    ]
+    lines += [f"| {r['client']} | {r['import_s']:.2f} | {r['peak_rss_mib']:.0f} | {r['imports_tensorflow']} |" for r in result["imports"]]
+    lines += ["", "Batching: " + ", ".join(f"{key} {value}" for key, value in b.items()) + ".", ""]
+    for name, export in result["exports"].items():
+        r = export["ratios"]
+        lines += [
+            f"## {name}: {export['description']}",
+            "",
+            "| mode | concurrency | p50 (ms) | p99 (ms) | QPS |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [f"| {row['mode']} | {row['concurrency']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['qps']:.0f} |" for row in export["latency"]]
+        lines += [
+            "",
+            f"- server p50 / in-process p50 at concurrency 1: **{r['server_p50_over_in_process_c1']:.2f}x** (aim <= 1.3x); "
+            f"with batching {r['batched_p50_over_in_process_c1']:.2f}x; the gRPC echo alone {r['echo_p50_over_in_process_c1']:.2f}x",
+            f"- batched QPS / unbatched QPS at concurrency 32: **{r['batched_qps_over_unbatched_c32']:.2f}x** (aim >= 3x)",
+            "",
+        ]
+    return "\n".join(lines)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-base", type=Path, help="exported models (default: toy contract models in a temp dir)")
-    parser.add_argument("--requests", type=int, default=400, help="requests per (mode, concurrency) run")
-    parser.add_argument("--max-batch-size", type=int, default=32)
-    parser.add_argument("--batch-timeout-micros", type=int, default=1000)
-    args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import recsys_base  # noqa: F401 - Keras 2 before TensorFlow loads
+    from serving.deployment import DeploymentConfig, batching_parameters_text
+    from serving.server.batching import BatchingOptions
 
-    imports = import_costs()
+    defaults = BatchingOptions()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--exports", default=",".join(EXPORTS), help="comma-separated exports to measure: %(default)s")
+    parser.add_argument("--model-base", type=Path, help="serve these exported models in place of the toy ones")
+    parser.add_argument("--toy-items", type=int, default=50, help="catalogue size of the toy model")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the Diginetica SR-GNN split")
+    parser.add_argument("--config", type=Path, default=REPO / "benchmarks" / "configs" / "diginetica.json",
+                        help="run config of the Diginetica towers")
+    parser.add_argument("--requests", type=int, default=400, help="requests per (export, mode, concurrency) row")
+    for field in dataclasses.fields(BatchingOptions):
+        if field.type in ("int", int):
+            parser.add_argument(f"--{field.name.replace('_', '-')}", type=int, default=getattr(defaults, field.name))
+    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    parser.add_argument("--skip-imports", action="store_true", help="skip the client import measurement")
+    args = parser.parse_args()
+    exports = [name.strip() for name in args.exports.split(",") if name.strip()]
+    if unknown := sorted(set(exports) - set(EXPORTS)):
+        parser.error(f"unknown export(s) {unknown}; choose from {list(EXPORTS)}")
+
+    options = dataclasses.replace(defaults, **{f.name: getattr(args, f.name) for f in dataclasses.fields(BatchingOptions) if hasattr(args, f.name)}).validate()
+    imports = [] if args.skip_imports else import_costs()
+    results = {}
     with tempfile.TemporaryDirectory(prefix="serving-bench-") as scratch:
         scratch = Path(scratch)
-        model_base = args.model_base
-        if model_base is None:
-            import recsys_base  # noqa: F401
-            from serving.testing import export_toy_models
-
-            model_base = scratch / "models"
-            export_toy_models(model_base)
         batching = scratch / "batching.txt"
-        batching.write_text(
-            f"max_batch_size {{ value: {args.max_batch_size} }}\nbatch_timeout_micros {{ value: {args.batch_timeout_micros} }}\n"
-            "num_batch_threads { value: 2 }\npad_variable_length_inputs: true\n"
-        )
-        rows = latency_table(model_base, args.requests, batching)
+        batching.write_text(batching_parameters_text(DeploymentConfig(
+            model_base=str(scratch), **{f.name: getattr(options, f.name) for f in dataclasses.fields(BatchingOptions)})))
+        progress = tqdm(total=len(exports) * len(MODES) * len(CONCURRENCY), unit="row")
+        for name in exports:
+            progress.set_description(f"{name}: exporting")
+            base = scratch / name
+            if name == "toy":
+                inputs, description = export_toy(base, args.toy_items)
+                if args.model_base is not None:
+                    base, description = args.model_base, f"models in {args.model_base}, toy request"
+            else:
+                inputs, description = export_diginetica(base, args.data_dir, args.config)
+            rows = latency_rows(name, base, inputs, args.requests, batching, scratch, progress)
+            results[name] = {"description": description, "latency": rows, "ratios": ratios(rows)}
+        progress.close()
 
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    table = markdown(imports, rows, machine)
-    print(table)
-    (RESULTS / "serving_benchmark.md").write_text(table)
-    (RESULTS / "serving_benchmark.json").write_text(json.dumps({"machine": machine, "imports": imports, "latency": rows}, indent=2))
-    plot(rows, RESULTS / "serving_benchmark.png")
-    print(f"wrote {RESULTS}/serving_benchmark.{{md,json,png}}")
+    result = {"machine": machine(), "requests": args.requests, "batching": dataclasses.asdict(options), "imports": imports, "exports": results}
+    page = markdown(result)
+    print(page)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "serving_benchmark.md").write_text(page)
+    (args.output_dir / "serving_benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(results, args.output_dir / "serving_benchmark.png")
+    print(f"wrote {args.output_dir}/serving_benchmark.{{md,json,png}}")
     return 0
 
 

@@ -150,7 +150,9 @@ class Batcher:
                     f"{self._options.max_enqueued_batches} batches of {self._options.max_batch_size})",
                 )
             self._queue.append(task)
-            self._cond.notify_all()
+            # Idle workers are interchangeable: one wakes to decide (take a full batch or wait
+            # for the timeout), and hands on to the next if it leaves tasks behind (_next_batch).
+            self._cond.notify()
         task.done.wait()
         if task.error is not None:
             raise task.error
@@ -177,6 +179,8 @@ class Batcher:
                         rows += task.rows
                     for task in batch:
                         self._queue.remove(task)
+                    if self._queue:
+                        self._cond.notify()
                     return batch
                 self._cond.wait(remaining)
 
