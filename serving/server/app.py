@@ -12,6 +12,7 @@ from recsys_base.errors import ConfigError
 from serving import contract
 from serving.config_files import read_batching_options, read_model_server_config, read_prometheus_path
 from serving.server.batching import BatchingOptions
+from serving.server.limits import MAX_INPUT_ELEMENTS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class ServerConfig:
     # HandleReloadConfigRequest can unload every model: off unless asked for, and then
     # only for callers on loopback or authenticated by mutual TLS (service.ModelService).
     allow_config_reload: bool = False
+    # The most elements one input tensor may declare: checked before it is decoded, since
+    # TF's compact encoding lets a few bytes declare any shape (RESOURCE_EXHAUSTED past it).
+    max_input_elements: int = MAX_INPUT_ELEMENTS
 
     def validate(self) -> ServerConfig:
         """Checks every field; returns ``self``."""
@@ -70,6 +74,8 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be >= 0 (0: never poll), got {getattr(self, name)}")
         if self.max_message_bytes < 1024:
             raise ConfigError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
+        if self.max_input_elements < 1:
+            raise ConfigError(f"max_input_elements must be >= 1, got {self.max_input_elements}")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.batching_parameters_file is not None and not self.enable_batching:
@@ -124,7 +130,8 @@ def serve(config: ServerConfig) -> ServerHandle:
     entries = model_entries(read_model_server_config(config.model_config_file), config.model_base)
     metrics_path = read_prometheus_path(config.monitoring_config_file) if config.monitoring_config_file else None
     metrics = ServerMetrics()
-    manager = ModelManager(entries, config.batching(), metrics, config.allow_version_labels_for_unavailable_models)
+    manager = ModelManager(entries, config.batching(), metrics, config.allow_version_labels_for_unavailable_models,
+                           config.max_input_elements)
     manager.poll()
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),

@@ -41,6 +41,7 @@ from recsys_base.errors import ConfigError
 from serving.contract.warmup import read_warmup_requests
 from serving.server.batching import Batcher, BatchingOptions
 from serving.server.errors import RequestFailed, from_tf_error, shown
+from serving.server.limits import MAX_INPUT_ELEMENTS
 from serving.server.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,9 @@ class ModelManager:
     """
 
     def __init__(self, entries: list[ModelEntry], batching: BatchingOptions | None = None, metrics=None,
-                 allow_version_labels_for_unavailable_models: bool = True):
+                 allow_version_labels_for_unavailable_models: bool = True, max_input_elements: int = MAX_INPUT_ELEMENTS):
         self._entries: dict[str, ModelEntry] = {}
+        self._max_input_elements = max_input_elements
         self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
         try:
             self._check_labels(entries)  # before anything loads, as TF Serving's first config
@@ -315,7 +317,7 @@ class ModelManager:
         log.info("model %s: loading version %d from %s", entry.name, version, path)
         try:
             _check_inside(path, entry.base_path)
-            servable = Servable(entry.name, version, path)
+            servable = Servable(entry.name, version, path, self._max_input_elements)
             replayed = self._warm_up(servable)
         except Exception as error:  # noqa: BLE001 - any load failure is reported, never fatal
             if isinstance(error, RequestFailed):

@@ -13,13 +13,11 @@ import numpy as np
 from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.server.errors import RequestFailed, from_tf_error
+from serving.server.limits import MAX_INPUT_ELEMENTS
 
 tf = tensorflow()
 from tensorflow.core.framework import types_pb2  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
-
-# Far above any real session batch, far below what would exhaust the server's memory.
-MAX_INPUT_ELEMENTS = 16 * 1024 * 1024
 
 
 def _dtype_name(number: int) -> str:
@@ -37,6 +35,33 @@ def _check_batch(arrays: dict[str, np.ndarray], where: str) -> None:
         raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"inputs disagree on the batch size (dimension 0): {dict(sorted(rows.items()))} for {where}")
     if rows and next(iter(rows.values())) == 0:
         raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"empty batch: every input has 0 rows for {where}")
+
+
+def _check_row_lengths(arrays: dict[str, np.ndarray], where: str) -> None:
+    """The contract's row lengths (``contract.ROW_LENGTHS``) checked per request, before batching.
+
+    Inside a batch a row's inputs are padded to the batch's widths, so the models' own
+    checks (lengths within the width, event types as wide as item ids) pass or fail
+    depending on the neighbours; checked here, a request gets the same answer alone or
+    batched, and a malformed one never reaches (and fails) a batch of good ones.
+    """
+    groups: dict[str, list[str]] = {}
+    for name, length_name in contract.ROW_LENGTHS.items():
+        if name in arrays and length_name in arrays:
+            groups.setdefault(length_name, []).append(name)
+    for length_name, names in groups.items():
+        shapes = {name: list(arrays[name].shape) for name in names}
+        if len({tuple(shape) for shape in shapes.values()}) > 1:
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"inputs {sorted(names)} need one shape, got {shapes} for {where}")
+        shape, lengths = arrays[names[0]].shape, arrays[length_name]
+        if len(shape) != 2 or shape[1] < 1:
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{names[0]} must be [rows, width] with width >= 1 (pad with \"\" and set {length_name}), got {list(shape)}")
+        if lengths.ndim != 1 or ((lengths < 0) | (lengths > shape[1])).any():
+            raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{length_name} must hold one count in 0..{shape[1]} (the width of {names[0]}) per row, got {lengths.tolist()}")
+    if contract.K in arrays and (arrays[contract.K] < 1).any():
+        raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"{contract.K} must be at least 1, got {arrays[contract.K].tolist()}")
 
 
 class _FlatCaller:
@@ -71,8 +96,9 @@ class Servable:
         outputs = servable.run("serving_default", {"k": np.array([5], np.int32), ...})
     """
 
-    def __init__(self, name: str, version: int, path: str | Path):
+    def __init__(self, name: str, version: int, path: str | Path, max_input_elements: int = MAX_INPUT_ELEMENTS):
         self.name = name
+        self.max_input_elements = max_input_elements
         self.version = version
         self.path = Path(path)
         meta_graph = saved_model_pb2.SavedModel.FromString((self.path / "saved_model.pb").read_bytes()).meta_graphs[0]
@@ -121,11 +147,12 @@ class Servable:
             shape = [dim.size for dim in tensor.tensor_shape.dim]
             if any(size < 0 for size in shape):
                 raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} has a negative dimension in shape {shape}")
-            if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            if math.prod(shape) > self.max_input_elements:
                 # TF's compact encoding lets one value fill any declared shape: cap what a tiny message can make us allocate.
                 raise RequestFailed(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"input {name!r} declares shape {shape} ({math.prod(shape)} elements); at most {MAX_INPUT_ELEMENTS} per input",
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"input {name!r} declares shape {shape} ({math.prod(shape)} elements); this server decodes at most "
+                    f"{self.max_input_elements} per input (max_input_elements)",
                 )
             if not info.tensor_shape.unknown_rank:
                 expected = [dim.size for dim in info.tensor_shape.dim]
@@ -139,6 +166,7 @@ class Servable:
             except (ValueError, TypeError) as error:
                 raise RequestFailed(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} cannot be decoded: {error}") from None
         _check_batch(arrays, where)
+        _check_row_lengths(arrays, where)
         return arrays
 
     def run(self, signature_name: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -104,12 +104,19 @@ def test_negative_and_huge_declared_shapes_are_refused_before_allocation(stubs):
     compact.ClearField("tensor_content")
     compact.int64_val.append(7)  # one value fills the declared shape
     compact.tensor_shape.dim[1].size = 10**9
-    _fails(stubs[0].Predict, request, grpc.StatusCode.INVALID_ARGUMENT, "input 'session_timestamps' declares shape [1, 1000000000]")
+    _fails(stubs[0].Predict, request, grpc.StatusCode.RESOURCE_EXHAUSTED,
+           "input 'session_timestamps' declares shape [1, 1000000000] (1000000000 elements); this server decodes at most 1048576")
+    # The issue's 252-byte request: one string filling a declared [1, 4000000] session.
+    request = _request()
+    compact = request.inputs[contract.SESSION_ITEM_IDS]
+    del compact.string_val[1:]
+    compact.tensor_shape.dim[1].size = 4_000_000
+    _fails(stubs[0].Predict, request, grpc.StatusCode.RESOURCE_EXHAUSTED, "input 'session_item_ids' declares shape [1, 4000000]")
 
 
 def test_model_errors_keep_their_code_and_message(stubs):
     inputs = toy_request(contract.RECOMMEND_MODEL)
-    inputs[contract.K] = np.array([0], dtype=np.int32)
+    inputs[contract.K] = np.array([51], dtype=np.int32)  # past the catalog: only the model knows its size
     details = _fails(stubs[0].Predict, _request(inputs=inputs), grpc.StatusCode.INVALID_ARGUMENT, "k must be in 1..50")
     assert "\n" not in details
 
@@ -242,3 +249,57 @@ def test_a_huge_model_name_gets_a_readable_not_found(stubs):
         stubs[0].Predict(_request(model="m" * 1_000_000), timeout=10)
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
     assert "is not served" in caught.value.details() and "more characters" in caught.value.details()
+
+
+def _malformed(kind: str) -> dict:
+    inputs = toy_request(contract.RECOMMEND_MODEL)
+    if kind == "length past the width":
+        inputs[contract.SESSION_LENGTH] = np.array([9], dtype=np.int32)
+    elif kind == "event types narrower than item ids":
+        inputs[contract.SESSION_EVENT_TYPES] = inputs[contract.SESSION_EVENT_TYPES][:, :1]
+    elif kind == "zero-width session":
+        for name in (contract.SESSION_ITEM_IDS, contract.SESSION_EVENT_TYPES, contract.SESSION_TIMESTAMPS):
+            inputs[name] = inputs[name][:, :0]
+        inputs[contract.SESSION_LENGTH] = np.array([0], dtype=np.int32)
+    elif kind == "k of 0":
+        inputs[contract.K] = np.array([0], dtype=np.int32)
+    return inputs
+
+
+MALFORMED = {
+    "length past the width": "session_length must hold one count in 0..3",
+    "event types narrower than item ids": "need one shape",
+    "zero-width session": "width >= 1",
+    "k of 0": "k must be at least 1",
+}
+
+
+def test_malformed_requests_get_the_same_answer_alone_and_inside_a_batch_of_good_ones(server, stubs):
+    """Checked per request before batching: padding cannot hide a malformed request, and it never fails its neighbours."""
+    import threading
+
+    alone = {kind: _fails(stubs[0].Predict, _request(inputs=_malformed(kind)), grpc.StatusCode.INVALID_ARGUMENT, fragment)
+             for kind, fragment in MALFORMED.items()}
+    good = stubs[0].Predict(_request(), timeout=10)
+    requests = [_request(inputs=_malformed(kind)) for kind in MALFORMED] + [_request()] * 8
+    answers = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def send(index):
+        barrier.wait()
+        try:
+            answers[index] = stubs[0].Predict(requests[index], timeout=30)
+        except grpc.RpcError as error:
+            answers[index] = error
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for kind, answer in zip(MALFORMED, answers):
+        assert isinstance(answer, grpc.RpcError) and answer.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert answer.details() == alone[kind]
+    for answer in answers[len(MALFORMED):]:
+        assert not isinstance(answer, grpc.RpcError), answer
+        assert answer.outputs[contract.ITEM_IDS] == good.outputs[contract.ITEM_IDS]
