@@ -18,13 +18,14 @@ tf = tensorflow()
 
 # The run directory the Keras TensorBoard callback gives the training curves of a log dir.
 TRAIN_RUN = "train"
-# What retrieval scores: the candidate tower's output for every catalog item.
+# What retrieval scores: the candidate tower's output per item index.
 ITEM_EMBEDDINGS = "item_embeddings"
-# The item id table the candidate and session towers share, padding and unknown rows included.
+# The item id table the candidate and session towers share.
 ITEM_ID_EMBEDDINGS = "item_id_embeddings"
+METADATA_FILE = "item_metadata.tsv"
 METADATA_COLUMNS = ("title", "category", "item_id")  # the first text column is the projector's default label
 CHECKPOINT_PREFIX = "embeddings"
-# Labels of the id table's rows that are not catalog items.
+# Labels of the index rows that are not catalog items (never scored by retrieval).
 _SPECIAL_ROWS = {PADDING_INDEX: "[padding]", OOV_INDEX: "[unknown item]"}
 
 
@@ -32,10 +33,9 @@ def _cell(text) -> str:
     return " ".join(str(text).split()) or "-"
 
 
-def _write_metadata(path: Path, vocab, special_rows: int) -> None:
-    """One header row, then one row per embedding row: the first ``special_rows`` id-table
-    rows (padding, unknown), then the catalog in vocabulary order."""
-    rows = [(_SPECIAL_ROWS[index],) * len(METADATA_COLUMNS) for index in range(special_rows)]
+def _write_metadata(path: Path, vocab) -> None:
+    """A header row, then one row per item index: padding, unknown, the catalog in vocabulary order."""
+    rows = [(_SPECIAL_ROWS[index],) * len(METADATA_COLUMNS) for index in range(FIRST_ITEM_INDEX)]
     rows += zip(vocab.item_titles, vocab.item_categories, vocab.item_ids)
     path.write_text("".join("\t".join(map(_cell, row)) + "\n" for row in [METADATA_COLUMNS, *rows]), encoding="utf-8")
 
@@ -43,24 +43,26 @@ def _write_metadata(path: Path, vocab, special_rows: int) -> None:
 def write_item_projector(log_dir: str | Path, model) -> Path:
     """Writes the item embeddings of a trained retrieval ``model`` for the Projector tab.
 
-    Two tensors, each with a metadata TSV (title, category, item id): ``item_embeddings``
-    (the candidate tower's output, the vectors retrieval scores sessions against) and
-    ``item_id_embeddings`` (the id table alone, with its padding and unknown rows).
-    ``log_dir`` is the one given to ``fit``; returns the run directory written to.
-    Open with ``tensorboard --logdir LOG_DIR`` -> Projector.
+    Two tensors, one row per item index (the padding and unknown rows, then the catalog),
+    labelled by one metadata TSV (title, category, item id): ``item_embeddings``, the
+    candidate tower's output that retrieval scores sessions against, and
+    ``item_id_embeddings``, the id table alone. With equal row counts the projector opens
+    ``item_embeddings`` first. ``log_dir`` is the one given to ``fit``; returns the run
+    directory written to. Open with ``tensorboard --logdir LOG_DIR`` -> Projector.
     """
     from tensorboard.plugins import projector
 
     run_dir = Path(log_dir) / TRAIN_RUN
     run_dir.mkdir(parents=True, exist_ok=True)
-    id_table = model.item_encoder.id_embedding.embeddings
-    tensors = {ITEM_EMBEDDINGS: model.catalog_embeddings(), ITEM_ID_EMBEDDINGS: tf.cast(id_table, tf.float32)}
-    special_rows = {ITEM_EMBEDDINGS: 0, ITEM_ID_EMBEDDINGS: FIRST_ITEM_INDEX}
+    _write_metadata(run_dir / METADATA_FILE, model.vocab)
+    encoder = model.item_encoder
+    special = tf.cast(encoder.encode_indices(tf.range(FIRST_ITEM_INDEX, dtype=tf.int64)), tf.float32)
+    tensors = {ITEM_EMBEDDINGS: tf.concat([special, model.catalog_embeddings()], axis=0),
+               ITEM_ID_EMBEDDINGS: tf.cast(encoder.id_embedding.embeddings, tf.float32)}
     config = projector.ProjectorConfig()
     for name in tensors:
-        _write_metadata(run_dir / f"{name}.tsv", model.vocab, special_rows[name])
         entry = config.embeddings.add()
-        entry.tensor_name, entry.metadata_path = name, f"{name}.tsv"
+        entry.tensor_name, entry.metadata_path = name, METADATA_FILE
     # A name-based checkpoint keeps the names; relative paths keep the run directory movable.
     saver = tf.compat.v1.train.Saver({name: tf.Variable(values) for name, values in tensors.items()}, save_relative_paths=True)
     saver.save(None, str(run_dir / CHECKPOINT_PREFIX), write_meta_graph=False)
