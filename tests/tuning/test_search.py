@@ -56,7 +56,7 @@ def test_tensorboard_projector_labels_the_best_trials_item_embeddings(finished, 
         board.wait_for(lambda: run in board.json("/data/plugin/projector/runs"), f"the projector to list {run}")
         header, *rows = board.get("/data/plugin/projector/metadata", run=run, name="item_embeddings").decode().splitlines()
     assert header.split("\t") == ["title", "category", "item_id"]
-    labels = [row.split("\t") for row in rows]
+    labels = [row.split("\t") for row in rows[2:]]  # after the padding and unknown-item rows
     catalog = tiny_shop[0].catalog.set_index("item_id")
     assert len(labels) == len(catalog)
     assert [[title, category] for title, category, _ in labels] == catalog.loc[[item for *_, item in labels], ["title", "category"]].values.tolist()
