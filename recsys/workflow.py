@@ -140,6 +140,9 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
         ("ranking", train_ranking, config.ranking),
     ):
         print(f"training {part} ...", flush=True)
+        if not (run_dir / "backup" / part).exists():
+            # A fresh start, not a resume: an earlier run's curves would mix into this one's.
+            shutil.rmtree(run_dir / "logs" / part, ignore_errors=True)
         model, history = trainer(prepared.train, prepared.validation, prepared.catalog, model_config, config.train,
                                  vocab=vocab, log_dir=run_dir / "logs" / part, backup_dir=run_dir / "backup" / part)
         save_trained(model, run_dir / part)

@@ -3,7 +3,9 @@
 Layout under ``<project>/tensorboard/``: the experiment config at the top, and one
 directory per trial holding its hyperparameters and objective metrics (the HParams
 session) plus the ``train/`` and ``validation/`` training curves that ``fit`` writes
-there. Open it with ``tensorboard --logdir <project>/tensorboard``.
+there; a retrieval trial's ``train/`` also holds its item embeddings for the Projector
+tab (:func:`recommenders.models.projector.write_item_projector`), so the best trial's
+can be opened next to its curves. Open it with ``tensorboard --logdir <project>/tensorboard``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import pandas as pd
 
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TrainConfig
+from recommenders.models.projector import write_item_projector
 from recommenders.models.training import RANKING_MONITOR, RETRIEVAL_MONITOR, load_trained, save_trained, train_ranking, train_retrieval
 from recsys_base.errors import ConfigError
 from tuning import board
@@ -127,6 +128,7 @@ class SessionModelTuner(keras_tuner.Tuner):
                                              vocab=data.vocab, log_dir=log_dir)
             metrics = retrieval_metrics(model, data.cases, self.objective.k, train_config.max_length)
             monitor = RETRIEVAL_MONITOR
+            write_item_projector(log_dir, model)
         else:
             model, history = train_ranking(data.train, data.validation, data.catalog, model_config, train_config,
                                            vocab=data.vocab, log_dir=log_dir)

@@ -319,7 +319,15 @@ class SessionTowersModel(tfrs.Model):
 
     The session tower reads item ids through the item tower's lookup and id embedding,
     so the two share one item table.
+
+    Its train and test steps log what each step computes, as epoch means. The tasks'
+    metrics (top-K hit rates, AUCs) are computed at validation only, and tfrs's own train
+    step would log them for training anyway, as lines at 0; its loss is the last batch's,
+    not the epoch's. ``regularization_loss`` and ``total_loss`` appear only when there is
+    a regularizer (``l2`` > 0).
     """
+
+    LOSS_NAMES = ("loss", "regularization_loss", "total_loss")
 
     def __init__(self, vocab: FeatureVocabularies, config: TowerConfig, **kwargs):
         super().__init__(**kwargs)
@@ -327,3 +335,29 @@ class SessionTowersModel(tfrs.Model):
         self.vocab = vocab
         self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
         self.session_encoder = SessionEncoder.from_vocabularies(self.item_encoder, vocab, config, name="session_tower")
+        # Model metrics, so Keras resets them every epoch and before every validation.
+        self.loss_means = {name: tf.keras.metrics.Mean(name=name) for name in self.LOSS_NAMES}
+
+    def _step_losses(self, inputs, training: bool) -> dict:
+        losses = {"loss": self.compute_loss(inputs, training=training)}
+        if self.losses:
+            losses["regularization_loss"] = tf.add_n([tf.reduce_sum(loss) for loss in self.losses])
+            losses["total_loss"] = losses["loss"] + losses["regularization_loss"]
+        return losses
+
+    def _loss_logs(self, losses: dict) -> dict:
+        for name, value in losses.items():
+            self.loss_means[name].update_state(value)
+        return {name: self.loss_means[name].result() for name in losses}
+
+    def train_step(self, inputs):
+        with tf.GradientTape() as tape:
+            losses = self._step_losses(inputs, training=True)
+        objective = losses.get("total_loss", losses["loss"])
+        gradients = tape.gradient(objective, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._loss_logs(losses)
+
+    def test_step(self, inputs):
+        logs = self._loss_logs(self._step_losses(inputs, training=False))
+        return {**{metric.name: metric.result() for metric in self.metrics if metric.name not in self.LOSS_NAMES}, **logs}

@@ -23,6 +23,18 @@ RETRIEVAL_MONITOR = f"val_factorized_top_k/top_{max(EVALUATION_KS)}_categorical_
 RANKING_MONITOR = "val_click_auc"
 
 
+class TensorBoard(tf.keras.callbacks.TensorBoard):
+    """Keras's TensorBoard callback, with the training graph written for the Graphs tab.
+
+    tf-keras writes that graph at the end of the first training batch, but asks for batch
+    hooks only when profiling or logging per batch; with ``update_freq="epoch"`` the graph
+    is never written. Batch hooks of this callback read no logs, so they cost no sync.
+    """
+
+    def _implements_train_batch_hooks(self):
+        return super()._implements_train_batch_hooks() or self._should_write_train_graph
+
+
 def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None):
     """The configured Keras optimizer; its learning rate steps down by ``learning_rate_decay``
     after every ``steps_per_epoch`` batches (a schedule on the optimizer's own step counter,
@@ -91,7 +103,7 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor=monitor, mode="max", patience=train_config.early_stopping_patience, restore_best_weights=True))
     if log_dir is not None:
-        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch"))
+        callbacks.append(TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch"))
     if backup_dir is not None:
         callbacks.append(tf.keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=backup_every_steps or "epoch"))
     if train_config.xla:

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from recommenders.models.config import RankingConfig
+from tests.tensorboard_http import TensorBoardServer
 from tests.tuning.conftest import LEARNING_RATES, tiny_search
 from tuning.search import retrain_and_export
 
@@ -46,6 +47,19 @@ def test_tensorboard_has_the_hparams_experiment_and_per_trial_sessions_with_curv
         assert f"trial_{trial_id}" in hparams_runs  # the trial's values
         assert {f"trial_{trial_id}/train", f"trial_{trial_id}/validation"} <= set(multiplexer.Runs())
         assert "val_HR@20" in multiplexer.Runs()[f"trial_{trial_id}"]["tensors"]
+
+
+@pytest.mark.slow
+def test_tensorboard_projector_labels_the_best_trials_item_embeddings(finished, tiny_shop, tmp_path):
+    run = f"trial_{finished.best_trial().trial_id}/train"
+    with TensorBoardServer(finished.tuner.tensorboard_dir, tmp_path) as board:
+        board.wait_for(lambda: run in board.json("/data/plugin/projector/runs"), f"the projector to list {run}")
+        header, *rows = board.get("/data/plugin/projector/metadata", run=run, name="item_embeddings").decode().splitlines()
+    assert header.split("\t") == ["title", "category", "item_id"]
+    labels = [row.split("\t") for row in rows[2:]]  # after the padding and unknown-item rows
+    catalog = tiny_shop[0].catalog.set_index("item_id")
+    assert len(labels) == len(catalog)
+    assert [[title, category] for title, category, _ in labels] == catalog.loc[[item for *_, item in labels], ["title", "category"]].values.tolist()
 
 
 @pytest.mark.slow
