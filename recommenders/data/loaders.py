@@ -92,7 +92,17 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], path, has=None,
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         has = frame.columns if has is None else has
-        raise DataError(f"{path} is missing column(s) {', '.join(missing)}; it has {', '.join(map(str, has)) or 'none'}{hint}")
+        raise DataError(f"{path} is missing column(s) {', '.join(missing)}; it has {column_names(has) or 'none'}{hint}")
+
+
+def column_names(names: Iterable) -> str:
+    """Column names for a one-line message: as they are, or quoted when empty or holding a
+    line break or another unprintable character (a file's header can hold anything).
+
+    >>> column_names(["item_id", "", "a\\nb"])
+    "item_id, '', 'a\\\\nb'"
+    """
+    return ", ".join(name if name and name.isprintable() else repr(name) for name in map(str, names))
 
 
 def as_id_strings(values: pd.Series) -> pd.Series:
