@@ -25,6 +25,7 @@ import io
 import json
 import math
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,7 +212,8 @@ def check_recommendations(request, answer) -> None:
     if ids.shape[0] != len(k) or ids.shape[1] < k.max():
         raise Crash(f"answer of shape {list(ids.shape)} for k {k.tolist()}")
     for row, own_k in enumerate(k):
-        exclude = tuple(item.decode("utf-8", "replace") for item in excluded[row, : lengths[row]])
+        # A string tensor with no values decodes to numpy str "" (the server runs it as b"").
+        exclude = tuple(item.decode("utf-8", "replace") if isinstance(item, bytes) else item for item in excluded[row, : lengths[row]])
         expected = expected_top_k(ITEMS, VERSION, int(own_k), exclude)
         got = [(item.decode(), float(score)) for item, score in zip(ids[row, : len(expected)], scores[row, : len(expected)])]
         padding = set(ids[row, len(expected):].tolist()) | {b""}, set(scores[row, len(expected):].tolist()) | {-math.inf}
@@ -539,11 +541,16 @@ event_files = st.one_of(st.tuples(st.just("csv"), csv_files()), st.tuples(st.jus
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
     """(exit code, stderr) of ``recsys argv`` run in this process; an exception escaping the
-    CLI is what ``python -m recsys`` would show: a traceback and exit 1."""
+    CLI is what ``python -m recsys`` would show: a traceback and exit 1.
+
+    Warnings (e.g. malformed CSV lines kept for cleaning to quarantine) are diagnostics the
+    CLI may print before its result, so they are recorded apart rather than read as part
+    of the one error line.
+    """
     from recsys.cli import main
 
     err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), warnings.catch_warnings(record=True):
         try:
             code = main(argv)
         except SystemExit as exit_info:  # argparse's own refusals
@@ -558,7 +565,7 @@ def _cli_outcome(what: str, code: int, err: str) -> str:
     if code == 0:
         return "exit 0"
     if code != 2 or "Traceback" in err or len(err.rstrip("\n").split("\n")) != 1 or not err.strip():
-        raise Crash(f"{what}: exit {code} with {err[-600:]!r}")
+        raise Crash(f"exit {code} with {err[-600:]!r} for {what}")
     return "exit 2"
 
 
