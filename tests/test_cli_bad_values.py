@@ -88,6 +88,13 @@ CASES = {
     "deeply nested config": ({"run.json": lambda p: _text(p, "[" * 100_000 + "]" * 100_000)},
                              ["train", "--data", "{tmp}", "--run", "{out}", "--config", "{run.json}"],
                              "run.json: JSON nested too deeply"),
+    # Found by fuzzing: JSON integers past float's range, and past Python's 4300-digit limit.
+    "integer learning rate past float": ({"run.json": lambda p: _text(p, '{"train": {"learning_rate": 1' + "0" * 400 + "}}")},
+                                         ["train", "--data", "{tmp}", "--run", "{out}", "--config", "{run.json}"],
+                                         "run.json: train.learning_rate must be a finite number, got 1000"),
+    "integer of 5000 digits": ({"run.json": lambda p: _text(p, '{"train": {"epochs": ' + "1" * 5000 + "}}")},
+                               ["train", "--data", "{tmp}", "--run", "{out}", "--config", "{run.json}"],
+                               "run.json: not a usable run config (Exceeds the limit (4300 digits)"),
     "infinite learning rate flag": ({}, ["train", "--data", "{tmp}", "--run", "{out}", "--learning-rate", "inf"],
                                     "train.learning_rate must be a finite number, got inf"),
     "bad k": ({}, ["evaluate", "--data", "{tmp}", "--run", "{out}", "--k", "0"], "argument --k: every K must be at least 1"),
