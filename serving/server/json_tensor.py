@@ -131,6 +131,8 @@ def _parse(body: bytes) -> dict:
         document, _ = json.JSONDecoder(object_pairs_hook=_first_member_wins).raw_decode(text, start)
     except json.JSONDecodeError as error:
         raise _invalid(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
+    except ValueError as error:  # an integer of more digits than Python converts (4300)
+        raise _invalid(f"JSON Parse error: {error}") from None
     except RecursionError:
         raise _invalid(f"JSON Parse error: nested deeper than {_MAX_DEPTH} levels (a tensor has at most 254 dimensions)") from None
     if _deeper_than(document, _MAX_DEPTH):

@@ -146,6 +146,7 @@ def _columnar(**changes):
         # Too deep for Python's parser, and too deep for a tensor (found by the fuzzing): 400, not a dropped connection.
         (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", ["nested deeper than 257 levels"]),
         (b'{"inputs": {"k": ' + b"[" * 300 + b"1" + b"]" * 300 + b"}}", ["nested deeper than 257 levels"]),
+        (b'{"inputs": {"k": [' + b"1" * 5000 + b"]}}", ["JSON Parse error: Exceeds the limit (4300 digits)"]),
         (b'{"inputs": {"k": ' + b"[" * 250 + b"1" + b"]" * 250 + b"}}", ["Missing named input"]),
     ],
 )
