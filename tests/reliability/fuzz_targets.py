@@ -565,7 +565,8 @@ def _cli_outcome(what: str, code: int, err: str) -> str:
     if code == 0:
         return "exit 0"
     if code != 2 or "Traceback" in err or len(err.rstrip("\n").split("\n")) != 1 or not err.strip():
-        raise Crash(f"exit {code} with {err[-600:]!r} for {what}")
+        last = err.strip().splitlines()[-1] if err.strip() else ""  # a traceback's exception, or the error line
+        raise Crash(f"exit {code}, last line {last!r:.300}; stderr {err[-600:]!r} for {what}")
     return "exit 2"
 
 
