@@ -25,9 +25,11 @@ class ReplicaProcess:
     """
 
     def __init__(self, config_file: Path, model_base: Path, port: int = 0, poll_seconds: float = 0.5,
-                 start_timeout_s: float = 120.0):
+                 start_timeout_s: float = 120.0, server_args: tuple[str, ...] = ()):
+        # server_args: more drills.replica flags (--rest-port, --enable-batching, --max-message-bytes).
         command = [sys.executable, "-m", "drills.replica", "--config", str(config_file),
-                   "--model-base", str(model_base), "--port", str(port), "--poll-seconds", str(poll_seconds)]
+                   "--model-base", str(model_base), "--port", str(port), "--poll-seconds", str(poll_seconds), *server_args]
+        self.rest_port: int | None = None
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -43,7 +45,9 @@ class ReplicaProcess:
         try:
             for line in self.process.stdout:
                 if line.startswith(READY):
-                    return int(line.split()[1])
+                    ports = [int(port) for port in line.split()[1:]]
+                    self.rest_port = ports[1] if len(ports) > 1 else None
+                    return ports[0]
         finally:
             timer.cancel()
         error = self.process.stderr.read().strip().splitlines()

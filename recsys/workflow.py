@@ -92,6 +92,8 @@ class RunConfig:
             raise ConfigError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
         except RecursionError:
             raise ConfigError(f"{path}: JSON nested too deeply to be a run config") from None
+        except ValueError as exc:  # Python's limit on integer digits (4300), which json.loads enforces
+            raise ConfigError(f"{path}: not a usable run config ({exc})") from None
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
         return cls.from_dict(values, source=str(path))

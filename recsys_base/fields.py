@@ -70,9 +70,14 @@ def _checked(value, kind, path: str):
             return int(value)
         raise ConfigError(f"{path} must be an integer, got {value!r}")
     if kind is float:
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-        raise ConfigError(f"{path} must be a finite number, got {value!r}")
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # JSON integers have any size; past float's range is no finite number
+                number = math.inf
+            if math.isfinite(number):
+                return number
+        raise ConfigError(f"{path} must be a finite number, got {value!r:.60}")
     if kind is str:
         if isinstance(value, str):
             return value

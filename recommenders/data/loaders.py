@@ -92,14 +92,29 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], path, has=None,
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         has = frame.columns if has is None else has
-        raise DataError(f"{path} is missing column(s) {', '.join(missing)}; it has {', '.join(map(str, has)) or 'none'}{hint}")
+        raise DataError(f"{path} is missing column(s) {', '.join(missing)}; it has {column_names(has) or 'none'}{hint}")
+
+
+def column_names(names: Iterable) -> str:
+    """Column names for a one-line message: as they are, or quoted when empty or holding a
+    line break or another unprintable character (a file's header can hold anything).
+
+    >>> column_names(["item_id", "", "a\\nb"])
+    "item_id, '', 'a\\\\nb'"
+    """
+    return ", ".join(name if name and name.isprintable() else repr(name) for name in map(str, names))
 
 
 def as_id_strings(values: pd.Series) -> pd.Series:
-    """Ids as trimmed strings; whole floats (ids read next to NaNs) lose their ``.0``."""
+    """Ids as trimmed strings; whole floats (ids read next to NaNs) lose their ``.0``, unless
+    some are past int64 (found by fuzzing: a Parquet column of 1e300 failed the import).
+
+    >>> as_id_strings(pd.Series([3.0, None])).tolist(), as_id_strings(pd.Series([1e300, 2.0])).tolist()
+    (['3', <NA>], ['1e+300', '2.0'])
+    """
     if pd.api.types.is_float_dtype(values):
         finite = values.dropna()
-        if (finite == np.floor(finite)).all():
+        if (finite == np.floor(finite)).all() and (finite.abs() < 2**63).all():  # larger ones keep their float text
             values = values.astype("Int64")
     out = values.astype("string").str.strip()
     return out.mask(out == "")

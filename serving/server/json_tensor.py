@@ -51,6 +51,12 @@ _BASE64_KEY = "b64"
 _BYTES_SUFFIX = "_bytes"
 _DEBUG_CHARS = 256  # TF Serving truncates JSON quoted in messages to this length
 
+# A TensorShape has at most 254 dimensions, so no request nests deeper than that plus the
+# object, the "instances" list and an instance object around a tensor. Deeper documents are
+# refused before anything walks them: Python's parser and the recursive walks below (and
+# json.dumps quoting a value in a message) would run out of stack and drop the connection.
+_MAX_DEPTH = 254 + 3
+
 _INT32_TYPES = (types_pb2.DT_INT32, types_pb2.DT_INT16, types_pb2.DT_INT8, types_pb2.DT_UINT8)
 
 
@@ -125,9 +131,27 @@ def _parse(body: bytes) -> dict:
         document, _ = json.JSONDecoder(object_pairs_hook=_first_member_wins).raw_decode(text, start)
     except json.JSONDecodeError as error:
         raise _invalid(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
+    except ValueError as error:  # an integer of more digits than Python converts (4300)
+        raise _invalid(f"JSON Parse error: {error}") from None
+    except RecursionError:
+        raise _invalid(f"JSON Parse error: nested deeper than {_MAX_DEPTH} levels (a tensor has at most 254 dimensions)") from None
+    if _deeper_than(document, _MAX_DEPTH):
+        raise _invalid(f"JSON Parse error: nested deeper than {_MAX_DEPTH} levels (a tensor has at most 254 dimensions)")
     if not isinstance(document, dict):
         raise _invalid(f"JSON Value: {_debug(document)} Is not object")
     return document
+
+
+def _deeper_than(document, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels (walked without recursion)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return False
 
 
 def _dense_shape(value) -> list[int]:

@@ -143,6 +143,11 @@ def _columnar(**changes):
         (_columnar(session_item_ids=["item-001"]), ["input 'session_item_ids' has shape [1]"]),
         ({"instances": [{"k": 1.5}]}, ["element: 0 key: k", "not of expected type: int32"]),
         ({"instances": [[1]]}, ["instances is a plain list, but expecting list of objects"]),
+        # Too deep for Python's parser, and too deep for a tensor (found by the fuzzing): 400, not a dropped connection.
+        (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", ["nested deeper than 257 levels"]),
+        (b'{"inputs": {"k": ' + b"[" * 300 + b"1" + b"]" * 300 + b"}}", ["nested deeper than 257 levels"]),
+        (b'{"inputs": {"k": [' + b"1" * 5000 + b"]}}", ["JSON Parse error: Exceeds the limit (4300 digits)"]),
+        (b'{"inputs": {"k": ' + b"[" * 250 + b"1" + b"]" * 250 + b"}}", ["Missing named input"]),
     ],
 )
 def test_malformed_requests_are_400_naming_what_is_wrong(server, body, fragments):
