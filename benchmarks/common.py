@@ -2,15 +2,56 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import resource
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "diginetica"
 RESULTS = REPO / "benchmarks" / "results"
+
+
+def peak_rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def diginetica_parser(description: str, default_epochs: int) -> argparse.ArgumentParser:
+    """The options every Diginetica benchmark takes: data, output, training settings, ``--config``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    parser.add_argument("--epochs", type=int, default=default_epochs)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--learning-rate", type=float, default=0.003)
+    parser.add_argument("--validation-fraction", type=float, default=0.02,
+                        help="latest training sessions held out for early stopping")
+    parser.add_argument("--config", type=Path, help="JSON run config whose sections override defaults")
+    return parser
+
+
+def diginetica_run_config(args):
+    """The run config of a Diginetica benchmark: ``--config`` (if any), then the command-line training settings.
+
+    Diginetica has only item ids and categories: no users, queries or meaningful clock
+    times, so those features are off in both towers. It has only views, so the ranker's
+    cart and purchase tasks would never see a positive: their weights are 0 and the
+    ranking score is the click probability.
+    """
+    from recsys.workflow import RunConfig
+
+    config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    config.train.epochs, config.train.batch_size = args.epochs, args.batch_size
+    config.train.learning_rate, config.train.verbose = args.learning_rate, 2
+    for model in (config.retrieval, config.ranking):
+        model.use_user = model.use_query = model.use_context = False
+    config.ranking.cart_weight = config.ranking.purchase_weight = 0.0
+    return config.validate()
+
+
 def machine() -> dict:
     """CPU count this process may use, total memory and platform."""
     with open("/proc/meminfo", encoding="utf-8") as meminfo:

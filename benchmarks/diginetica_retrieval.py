@@ -14,10 +14,8 @@ Writes ``benchmarks/results/diginetica_retrieval.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
-import resource
 import sys
 import time
 from pathlib import Path
@@ -26,27 +24,15 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, machine, run_main
+from common import diginetica_parser, diginetica_run_config, machine, peak_rss_mb, run_main
 
 import recsys_base  # noqa: F401
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--learning-rate", type=float, default=0.003)
-    parser.add_argument("--validation-fraction", type=float, default=0.02,
-                        help="latest training sessions held out for early stopping")
+    parser = diginetica_parser(__doc__.split("\n\n")[0], default_epochs=12)
     parser.add_argument("--throughput-steps", type=int, default=120, help="steps timed per training style")
-    parser.add_argument("--config", type=Path, help="JSON run config whose retrieval/train sections override defaults")
     return parser.parse_args(argv)
-
-
-def peak_rss_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def tutorial_examples(events: pd.DataFrame, max_length: int):
@@ -128,14 +114,7 @@ def run(args) -> dict:
     from recommenders.models.inference import SignatureRecommender
     from recommenders.models.serving_modules import RetrievalModule
     from recommenders.models.training import train_retrieval
-    from recsys.workflow import RunConfig
-
-    config = RunConfig.from_file(args.config) if args.config else RunConfig()
-    config.train.epochs, config.train.batch_size = args.epochs, args.batch_size
-    config.train.learning_rate, config.train.verbose = args.learning_rate, 2
-    # Diginetica has only item ids and categories: no users, queries or meaningful clock times.
-    config.retrieval.use_user = config.retrieval.use_query = config.retrieval.use_context = False
-    config.validate()
+    config = diginetica_run_config(args)
 
     started = time.perf_counter()
     prepared = load_srgnn_splits(args.data_dir, validation_fraction=args.validation_fraction)

@@ -5,8 +5,9 @@ step reads and writes directories so steps can run separately:
 
 * data directory (``recsys data generate|import``): split events + catalog + report;
 * run directory (``recsys train``): ``retrieval/`` and ``ranking/`` (weights, vocabularies,
-  config), ``logs/`` (TensorBoard: scalars, graph, item-embedding projector), ``backup/``
-  (resume state while training);
+  config), ``recommend_blend.json`` (the recommend pool and blend fitted on validation),
+  ``logs/`` (TensorBoard: scalars, graph, item-embedding projector), ``backup/`` (resume
+  state while training);
 * base directory (``recsys export``): ``<model>/<version>/`` SavedModels for TF Serving.
 
 Usage (training takes minutes; see ``recsys data generate`` for a data directory)::
@@ -29,6 +30,8 @@ from recommenders.models.config import RankingConfig, RecommendConfig, Retrieval
 from recsys_base.errors import ConfigError, DataError
 from recsys_base.fields import check_fields
 
+# The recommend pool and blend fitted on validation after training (recommenders/models/blend.py).
+BLEND_FILE = "recommend_blend.json"
 RUN_SECTIONS = {"retrieval": RetrievalConfig, "ranking": RankingConfig, "train": TrainConfig, "recommend": RecommendConfig}
 
 
@@ -152,14 +155,43 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
             write_item_projector(run_dir / "logs" / part, model)
         metrics[part] = {name: float(values[-1]) for name, values in history.history.items() if name.startswith("val_")}
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    metrics["recommend"] = fit_blend_run(run_dir, prepared.validation, config.recommend)
     (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
 
+def fit_blend_run(run_dir, validation_events, explicit: RecommendConfig) -> dict:
+    """Fits the recommend pool and blend of a trained run on validation cases into ``BLEND_FILE``.
+
+    Fields set in ``explicit`` (the run config's ``recommend`` section) are kept as they
+    are; returns the validation HR/MRR of ``retrieve`` and of the fitted ``recommend``.
+    """
+    from recommenders.evaluation.cases import make_next_item_cases
+    from recommenders.models.blend import fit_recommend
+
+    run_dir = Path(run_dir)
+    (run_dir / BLEND_FILE).unlink(missing_ok=True)  # a previous run's fit must not shape this one's modules
+    cases = make_next_item_cases(validation_events)
+    fit = fit_recommend(TrainedModels(run_dir).recommend, cases, explicit)
+    (run_dir / BLEND_FILE).write_text(json.dumps(fit.to_dict(), indent=1))
+    print(f"recommend blend fitted on {fit.n_cases:,} validation cases: candidate_pool {fit.candidate_pool}, "
+          f"ranking_weight {fit.ranking_weight} (HR@{fit.k} / MRR@{fit.k}: recommend "
+          f"{100 * fit.recommend[f'HR@{fit.k}']:.2f} / {100 * fit.recommend[f'MRR@{fit.k}']:.2f}, retrieve "
+          f"{100 * fit.retrieve[f'HR@{fit.k}']:.2f} / {100 * fit.retrieve[f'MRR@{fit.k}']:.2f})", flush=True)
+    return {"candidate_pool": fit.candidate_pool, "ranking_weight": fit.ranking_weight,
+            **{f"val_recommend_{name}": value for name, value in fit.recommend.items()},
+            **{f"val_retrieve_{name}": value for name, value in fit.retrieve.items()}}
+
+
 class TrainedModels:
-    """A run directory's trained models and the serving modules built from them."""
+    """A run directory's trained models and the serving modules built from them.
+
+    ``recommend`` uses the run's fitted pool and blend (``BLEND_FILE``, when present), except
+    where ``recommend_config`` or else the run config's ``recommend`` section sets a value.
+    """
 
     def __init__(self, run_dir, recommend_config: RecommendConfig | None = None):
+        from recommenders.models.blend import BlendFit
         from recommenders.models.serving_modules import RankingModule, RecommendModule, RetrievalModule
         from recommenders.models.training import load_trained
 
@@ -173,8 +205,11 @@ class TrainedModels:
         self.ranking_model = load_trained(run_dir / "ranking")
         self.retrieval = RetrievalModule(self.retrieval_model, run_config.train.max_length)
         self.ranking = RankingModule(self.ranking_model, run_config.train.max_length)
+        fit_file = run_dir / BLEND_FILE
+        self.blend_fit = BlendFit.from_dict(json.loads(fit_file.read_text())) if fit_file.exists() else None
         # run_config.recommend was validated when the file was read.
-        recommend = recommend_config.validate() if recommend_config else run_config.recommend
+        explicit = recommend_config.validate() if recommend_config else run_config.recommend
+        recommend = explicit.resolved(self.blend_fit.config() if self.blend_fit else None)
         self.recommend = RecommendModule(self.retrieval, self.ranking, recommend)
 
     @property
@@ -233,11 +268,13 @@ def export_run(run_dir, base_dir="saved_models", version: int | None = None) -> 
 
     models = TrainedModels(run_dir)
     metrics_file = Path(run_dir) / "validation_metrics.json"
-    metadata = {"run_dir": str(run_dir), "run_config": models.run_config.to_dict()}
+    metadata = {"run_dir": str(run_dir), "run_config": models.run_config.to_dict(),
+                "recommend": dataclasses.asdict(models.recommend.config),
+                "recommend_fit": models.blend_fit.to_dict() if models.blend_fit else None}
     if metrics_file.exists():
         metadata["validation_metrics"] = json.loads(metrics_file.read_text())
     return export_models(models.retrieval_model, models.ranking_model, base_dir, version,
-                         recommend_config=models.run_config.recommend, metadata=metadata,
+                         recommend_config=models.recommend.config, metadata=metadata,
                          max_session_events=models.run_config.train.max_length)
 
 

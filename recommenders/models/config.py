@@ -157,17 +157,42 @@ class TrainConfig:
 class RecommendConfig:
     """The recommend path: how many retrieved candidates the ranker reorders, and the blend.
 
-    The final score is ``log(ranking score) + retrieval_weight * retrieval log-probability``
-    (the ``retrieve`` score of the item): the ranker's business-weighted
-    click/cart/purchase probability, plus how well the item matches the session in the
-    retrieval space (the ranker alone only ever saw popularity-sampled negatives).
+    The final score of a candidate is ``retrieval log-probability + ranking_weight *
+    log(ranking score)``: how well the item matches the session in the retrieval space
+    (the ``retrieve`` score), plus the ranker's business-weighted click/cart/purchase
+    probability. ``ranking_weight`` 0 is ``retrieve``'s ranking exactly (then only the
+    exclusion and purchased-item filters differ).
+
+    A field left ``None`` is chosen on validation data after training
+    (:mod:`recommenders.models.blend`, stored in the run's ``recommend_blend.json``); a
+    value set in the run config overrides the fit. :meth:`resolved` fills what is still
+    unset with :attr:`UNFITTED` (a run trained before the fit existed, a module built by hand).
+
+    >>> RecommendConfig(candidate_pool=50).resolved(RecommendConfig(candidate_pool=200, ranking_weight=0.3))
+    RecommendConfig(candidate_pool=50, ranking_weight=0.3)
+    >>> RecommendConfig().resolved()
+    RecommendConfig(candidate_pool=100, ranking_weight=1.0)
     """
 
-    candidate_pool: int = 100
-    retrieval_weight: float = 1.0
+    candidate_pool: int | None = None
+    ranking_weight: float | None = None
+
+    UNFITTED = {"candidate_pool": 100, "ranking_weight": 1.0}
 
     def validate(self) -> RecommendConfig:
         check_fields(self)
-        _check(self.candidate_pool >= 1, f"candidate_pool must be at least 1, got {self.candidate_pool}")
-        _check(self.retrieval_weight >= 0, f"retrieval_weight must be >= 0, got {self.retrieval_weight}")
+        _check(self.candidate_pool is None or self.candidate_pool >= 1,
+               f"candidate_pool must be at least 1, got {self.candidate_pool}")
+        _check(self.ranking_weight is None or self.ranking_weight >= 0,
+               f"ranking_weight must be >= 0, got {self.ranking_weight}")
         return self
+
+    def resolved(self, fitted: RecommendConfig | None = None) -> RecommendConfig:
+        """Every field set: this config's values, else ``fitted``'s, else :attr:`UNFITTED`'s."""
+        values = {}
+        for name, fallback in self.UNFITTED.items():
+            value = getattr(self, name)
+            if value is None and fitted is not None:
+                value = getattr(fitted, name)
+            values[name] = fallback if value is None else value
+        return RecommendConfig(**values).validate()

@@ -196,34 +196,47 @@ class RankingModule(tf.Module):
         return self.rank_features(features, candidate_item_ids)
 
 
+def blend(retrieval_scores, ranking_scores, ranking_weight: float):
+    """The recommend score: retrieval log-probability + ``ranking_weight`` * log(ranking score).
+
+    ``ranking_weight`` 0 returns the retrieval log-probabilities as they are, and the graph
+    then never runs the ranker (nothing fetched depends on it).
+
+    >>> blend(tf.constant([-1.0, -2.0]), tf.constant([0.5, 1.0]), 0.0).numpy().tolist()
+    [-1.0, -2.0]
+    """
+    if ranking_weight == 0:
+        return retrieval_scores
+    return retrieval_scores + ranking_weight * tf.math.log(ranking_scores + 1e-7)
+
+
 class RecommendModule(tf.Module):
     """``recommend``: retrieve a candidate pool -> rank it -> drop excluded and purchased -> top-``k``.
 
     With a ``query`` the same path is personalized search: the query text shapes both the
-    retrieval and the ranking session representation.
+    retrieval and the ranking session representation. The pool size and the blend come
+    from ``config`` (fields left unset take :attr:`RecommendConfig.UNFITTED`).
     """
 
     def __init__(self, retrieval: RetrievalModule, ranking: RankingModule, config: RecommendConfig | None = None):
         super().__init__(name="recommend")
-        self.config = config or RecommendConfig()  # validated where it entered (export_models, TrainedModels)
+        self.config = (config or RecommendConfig()).resolved()
         self.retrieval, self.ranking = retrieval, ranking
 
-    @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
-    def recommend(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k,
-                  exclude_item_ids, exclude_length):
-        features, session_length = _features(self.retrieval.max_session_events, session_item_ids, session_event_types,
-                                             session_timestamps, session_length, user_id, query)
+    def pool(self, features, session_length, k, exclude_item_ids, exclude_length, candidate_pool: int):
+        """Each row's candidates and what the blend needs, before blending.
+
+        Returns ``candidates`` [B, C] (retrieved pool, best first, then the session's own
+        items), their ``retrieval`` log-probabilities (``-inf`` for padding and items
+        already in the pool), ``ranking`` scores, ``blocked`` (excluded or purchased in the
+        session), ``in_session`` (the session holds the item) and each row's ``pool_floor``
+        [B] (the pool is never smaller: room for what filters may remove).
+        """
         session_item_ids = features[contract.SESSION_ITEM_IDS]
-        rows = tf.shape(session_item_ids)[0]
-        max_k = _checked_max_k(k, rows, self.retrieval.num_items)
-        tf.debugging.assert_equal(tf.shape(exclude_item_ids)[0], rows,
-                                  message=f"{contract.EXCLUDE_ITEM_IDS} needs one row per session")
-        exclude_item_ids = _rows_within(exclude_item_ids, exclude_length, contract.EXCLUDE_ITEM_IDS, contract.EXCLUDE_LENGTH, "")
         # Each row's pool has room for everything that may be filtered out, so k items
         # remain whenever the catalog allows. It is sized from the row's own k and lengths,
         # never from the batch's widths, so batching with other requests cannot change it.
-        row_pool = tf.minimum(self.retrieval.num_items,
-                              tf.maximum(self.config.candidate_pool, k + exclude_length + session_length))
+        row_pool = tf.minimum(self.retrieval.num_items, tf.maximum(candidate_pool, k + exclude_length + session_length))
         catalog_scores = self.retrieval.catalog_scores(features)
         retrieved_scores, retrieved = self.retrieval.candidates(catalog_scores, tf.reduce_max(row_pool))
         in_row_pool = tf.sequence_mask(row_pool, tf.shape(retrieved)[1])
@@ -239,19 +252,44 @@ class RecommendModule(tf.Module):
         in_pool = tf.reduce_any(tf.equal(session_item_ids[:, :, tf.newaxis], retrieved[:, tf.newaxis, :]), axis=-1)
         own_scores = tf.where(repeated | in_pool | tf.equal(session_item_ids, ""), tf.constant(float("-inf")), own_scores)
         candidates = tf.concat([retrieved, session_item_ids], axis=1)
-        retrieval_scores = tf.concat([retrieved_scores, own_scores], axis=1)
-
-        ranked = self.ranking.rank_features(features, candidates)
-        score = tf.math.log(ranked[contract.SCORES] + 1e-7) + self.config.retrieval_weight * retrieval_scores
 
         purchased = tf.where(tf.equal(features[contract.SESSION_EVENT_TYPES], contract.PURCHASE), session_item_ids, tf.constant(""))
         blocked = tf.concat([exclude_item_ids, purchased], axis=1)
-        is_blocked = tf.reduce_any(
-            tf.equal(candidates[:, :, tf.newaxis], blocked[:, tf.newaxis, :]) & tf.not_equal(blocked, "")[:, tf.newaxis, :],
-            axis=-1,
-        )
-        score = tf.where(is_blocked | tf.math.is_inf(retrieval_scores), tf.constant(float("-inf")), score)
-        top = _top_k_per_row(score, candidates, k, max_k)
+        session_items = tf.not_equal(session_item_ids, "")
+        return {
+            "candidates": candidates,
+            "in_session": tf.reduce_any(
+                tf.equal(candidates[:, :, tf.newaxis], session_item_ids[:, tf.newaxis, :]) & session_items[:, tf.newaxis, :],
+                axis=-1),
+            "pool_floor": k + exclude_length + session_length,
+            "retrieval": tf.concat([retrieved_scores, own_scores], axis=1),
+            "ranking": self.ranking.rank_features(features, candidates)[contract.SCORES],
+            "blocked": tf.reduce_any(
+                tf.equal(candidates[:, :, tf.newaxis], blocked[:, tf.newaxis, :]) & tf.not_equal(blocked, "")[:, tf.newaxis, :],
+                axis=-1),
+        }
+
+    def checked_pool(self, candidate_pool: int, session_item_ids, session_event_types, session_timestamps,
+                     session_length, user_id, query, k, exclude_item_ids, exclude_length):
+        """:meth:`pool` for ``recommend``'s inputs, checked and cut as ``recommend`` does; also its largest k."""
+        features, session_length = _features(self.retrieval.max_session_events, session_item_ids, session_event_types,
+                                             session_timestamps, session_length, user_id, query)
+        rows = tf.shape(features[contract.SESSION_ITEM_IDS])[0]
+        max_k = _checked_max_k(k, rows, self.retrieval.num_items)
+        tf.debugging.assert_equal(tf.shape(exclude_item_ids)[0], rows,
+                                  message=f"{contract.EXCLUDE_ITEM_IDS} needs one row per session")
+        exclude_item_ids = _rows_within(exclude_item_ids, exclude_length, contract.EXCLUDE_ITEM_IDS, contract.EXCLUDE_LENGTH, "")
+        return self.pool(features, session_length, k, exclude_item_ids, exclude_length, candidate_pool), max_k
+
+    @tf.function(input_signature=input_signature(contract.RECOMMEND_MODEL))
+    def recommend(self, session_item_ids, session_event_types, session_timestamps, session_length, user_id, query, k,
+                  exclude_item_ids, exclude_length):
+        pool, max_k = self.checked_pool(self.config.candidate_pool, session_item_ids, session_event_types,
+                                        session_timestamps, session_length, user_id, query, k, exclude_item_ids,
+                                        exclude_length)
+        score = blend(pool["retrieval"], pool["ranking"], self.config.ranking_weight)
+        score = tf.where(pool["blocked"] | tf.math.is_inf(pool["retrieval"]), tf.constant(float("-inf")), score)
+        top = _top_k_per_row(score, pool["candidates"], k, max_k)
         # A row whose pool was exhausted by exclusions must not return blocked items.
         exhausted = tf.math.is_inf(top[contract.SCORES])
         return {
