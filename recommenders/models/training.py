@@ -70,16 +70,34 @@ def _sequences(events: pd.DataFrame, max_length: int, what: str):
     return arrays
 
 
-def resumable_stream(dataset, optimizer):
-    """``dataset`` repeated endlessly, starting at batch ``optimizer.iterations``.
+class StreamStart(tf.keras.callbacks.Callback):
+    """Where a run's training stream starts: ``optimizer.iterations`` as training begins.
 
-    The iteration count is read when Keras creates the iterator, i.e. after
-    ``BackupAndRestore`` restored it, so a resumed run continues with exactly the batches
-    an uninterrupted run would have seen next (the shuffle order of every epoch is fixed
-    by the seed), even when it was interrupted mid-epoch.
+    Set in ``on_train_begin``, after ``BackupAndRestore`` (listed before this callback)
+    restored the iteration count, and never changed while training runs. The stream must
+    not read ``optimizer.iterations`` itself: tf.data produces the first batch on its own
+    thread, sometimes before and sometimes after the first step has incremented it, and a
+    resumed run then started one batch off (seen as a flaky resume test).
+    """
+
+    def __init__(self, optimizer):
+        super().__init__()
+        self.optimizer = optimizer
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="stream_start")
+
+    def on_train_begin(self, logs=None):
+        self.step.assign(tf.cast(self.optimizer.iterations, tf.int64))
+
+
+def resumable_stream(dataset, start: StreamStart):
+    """``dataset`` repeated endlessly, starting at batch ``start.step``.
+
+    A resumed run so continues with exactly the batches an uninterrupted run would have
+    seen next (the shuffle order of every epoch is fixed by the seed), even when it was
+    interrupted mid-epoch.
     """
     stream = dataset.repeat()
-    return tf.data.Dataset.from_tensors(0).flat_map(lambda _: stream.skip(tf.cast(optimizer.iterations, tf.int64)))
+    return tf.data.Dataset.from_tensors(0).flat_map(lambda _: stream.skip(start.step))
 
 
 def fit(model, train_events, validation_events, train_config: TrainConfig, monitor: str,
@@ -96,7 +114,8 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True)
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
     optimizer = make_optimizer(train_config, steps_per_epoch)
-    train = resumable_stream(train, optimizer)
+    start = StreamStart(optimizer)
+    train = resumable_stream(train, start)
     validation = to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512)
     callbacks = list(extra_callbacks)
     if train_config.early_stopping_patience:
@@ -106,6 +125,7 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
         callbacks.append(TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch"))
     if backup_dir is not None:
         callbacks.append(tf.keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=backup_every_steps or "epoch"))
+    callbacks.append(start)  # after BackupAndRestore: it reads the restored iteration count
     if train_config.xla:
         tf.config.optimizer.set_jit("autoclustering")
     model.compile(optimizer=optimizer)
