@@ -35,6 +35,27 @@ BLEND_FILE = "recommend_blend.json"
 RUN_SECTIONS = {"retrieval": RetrievalConfig, "ranking": RankingConfig, "train": TrainConfig, "recommend": RecommendConfig}
 
 
+def _from_retrieval_weight(fields: dict, source: str) -> dict:
+    """Reads a ``recommend`` section written before ``ranking_weight`` replaced ``retrieval_weight``.
+
+    The old score ``log(rank) + w * retrieval`` ranks candidates as ``retrieval + (1 / w) *
+    log(rank)`` does, so run directories trained before keep their exported behaviour.
+
+    >>> _from_retrieval_weight({"candidate_pool": 100, "retrieval_weight": 2.0}, "run_config.json")
+    {'candidate_pool': 100, 'ranking_weight': 0.5}
+    """
+    if "retrieval_weight" not in fields:
+        return fields
+    fields = dict(fields)
+    weight = fields.pop("retrieval_weight")
+    if "ranking_weight" in fields:
+        raise ConfigError(f"{source}: recommend sets both retrieval_weight (old) and ranking_weight; keep ranking_weight")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0 or weight == float("inf"):
+        raise ConfigError(f"{source}: recommend.retrieval_weight (old setting) must be a positive number to convert to "
+                          f"ranking_weight = 1 / retrieval_weight, got {weight!r}; set ranking_weight instead")
+    return {**fields, "ranking_weight": 1.0 / weight}
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Every setting of a training run, with defaults; loadable from a JSON file.
@@ -72,6 +93,8 @@ class RunConfig:
             fields = values.get(name, {})
             if not isinstance(fields, dict):
                 raise ConfigError(f"{source}: {name} must be an object of settings, got {json.dumps(fields, default=repr):.60}")
+            if name == "recommend":
+                fields = _from_retrieval_weight(fields, source)
             known = {f.name for f in dataclasses.fields(config_class)}
             bad = sorted(map(str, set(fields) - known))
             if bad:
