@@ -236,7 +236,8 @@ class RecommendModule(tf.Module):
         # Each row's pool has room for everything that may be filtered out, so k items
         # remain whenever the catalog allows. It is sized from the row's own k and lengths,
         # never from the batch's widths, so batching with other requests cannot change it.
-        row_pool = tf.minimum(self.retrieval.num_items, tf.maximum(candidate_pool, k + exclude_length + session_length))
+        pool_floor = k + exclude_length + session_length
+        row_pool = tf.minimum(self.retrieval.num_items, tf.maximum(candidate_pool, pool_floor))
         catalog_scores = self.retrieval.catalog_scores(features)
         retrieved_scores, retrieved = self.retrieval.candidates(catalog_scores, tf.reduce_max(row_pool))
         in_row_pool = tf.sequence_mask(row_pool, tf.shape(retrieved)[1])
@@ -261,7 +262,7 @@ class RecommendModule(tf.Module):
             "in_session": tf.reduce_any(
                 tf.equal(candidates[:, :, tf.newaxis], session_item_ids[:, tf.newaxis, :]) & session_items[:, tf.newaxis, :],
                 axis=-1),
-            "pool_floor": k + exclude_length + session_length,
+            "pool_floor": pool_floor,
             "retrieval": tf.concat([retrieved_scores, own_scores], axis=1),
             "ranking": self.ranking.rank_features(features, candidates)[contract.SCORES],
             "blocked": tf.reduce_any(
