@@ -1,0 +1,152 @@
+"""Item-to-item neighbour tables from the training sessions: what shoppers clicked next, and nearby.
+
+Neural session models blur the sharpest signal in a click log: "after item A, shoppers
+go to B". A last-item transition table (Markov-1) or a session-kNN keeps it, and beats a
+two-tower model at the top of the list on transition-heavy shops. These tables bring
+that signal into the model: for each item, its ``max_neighbours`` strongest neighbours
+and their weights, built once from the training split beside the vocabularies and
+shipped inside the SavedModel as two dense tensors (stock ``gather`` ops at serving).
+
+A table counts item pairs ``(a, b)`` in the same session with ``b`` at most ``window``
+events after ``a`` (and before it too, for ``both_directions``), each pair weighing
+``decay ** (distance - 1)``; an item followed by itself is a re-visit (the repeat head's
+job) and is not counted. Each row keeps its strongest ``max_neighbours`` entries and is
+divided by the row's total before pruning, so a row is the estimated probability of
+each neighbour following the item.
+
+Memory is ``num_items * max_neighbours * 8`` bytes per table (int32 index + float32
+weight): 17 MB for Diginetica's 43,097 items at 50 neighbours, 400 MB for a million items.
+It grows linearly with the catalog, never with the number of sessions.
+
+Example (sessions a b c and a b; "b" follows "a" twice, "c" follows "b" once):
+
+>>> table = NeighbourTable.build([[0, 1, 2], [0, 1]], num_items=3, window=1, max_neighbours=2)
+>>> table.indices.tolist(), table.weights.tolist()
+([[1, -1], [2, -1], [-1, -1]], [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys_base.errors import ConfigError, DataError
+
+# Marks an empty neighbour slot in ``NeighbourTable.indices``.
+NO_NEIGHBOUR = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class NeighbourSpec:
+    """How one table is counted; see the module docstring.
+
+    >>> NeighbourSpec("co_occurrence", window=3, both_directions=True).validate().window
+    3
+    """
+
+    name: str
+    window: int = 1
+    both_directions: bool = False
+    decay: float = 1.0
+    max_neighbours: int = 50
+
+    def validate(self) -> NeighbourSpec:
+        if not self.name.isidentifier():
+            raise ConfigError(f"neighbour table name must be an identifier, got {self.name!r}")
+        if self.window < 1:
+            raise ConfigError(f"neighbour table {self.name}: window must be at least 1, got {self.window}")
+        if not 0.0 < self.decay <= 1.0:
+            raise ConfigError(f"neighbour table {self.name}: decay must be in (0, 1], got {self.decay}")
+        if self.max_neighbours < 1:
+            raise ConfigError(f"neighbour table {self.name}: max_neighbours must be at least 1, got {self.max_neighbours}")
+        return self
+
+
+@dataclasses.dataclass
+class NeighbourTable:
+    """``indices`` [num_items, M] (item positions in the vocabulary, ``NO_NEIGHBOUR`` = empty) and ``weights`` [num_items, M]."""
+
+    indices: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def build(cls, sessions: Sequence[Sequence[int]], num_items: int, window: int = 1, both_directions: bool = False,
+              decay: float = 1.0, max_neighbours: int = 50) -> NeighbourTable:
+        """Counts the pairs of ``sessions`` (each a time-ordered list of item positions ``0..num_items-1``)."""
+        lengths = np.fromiter((len(session) for session in sessions), np.int64, len(sessions))
+        items = np.fromiter((item for session in sessions for item in session), np.int64, int(lengths.sum()))
+        owner = np.repeat(np.arange(len(lengths)), lengths)
+        return cls.from_events(items, owner, num_items, window, both_directions, decay, max_neighbours)
+
+    @classmethod
+    def from_events(cls, items: np.ndarray, owner: np.ndarray, num_items: int, window: int, both_directions: bool,
+                    decay: float, max_neighbours: int) -> NeighbourTable:
+        """Like :meth:`build` from flat arrays: ``items`` [N] in session order, ``owner`` [N] each event's session."""
+        sources, targets, weights = [], [], []
+        for distance in range(1, window + 1):
+            pair = (owner[:-distance] == owner[distance:]) & (items[:-distance] != items[distance:])
+            before, after = items[:-distance][pair], items[distance:][pair]
+            weight = np.full(len(before), decay ** (distance - 1))
+            sources += [before, after] if both_directions else [before]
+            targets += [after, before] if both_directions else [after]
+            weights += [weight, weight] if both_directions else [weight]
+        counts = sp.csr_matrix((np.concatenate(weights or [np.empty(0)]),
+                                (np.concatenate(sources or [np.empty(0, np.int64)]),
+                                 np.concatenate(targets or [np.empty(0, np.int64)]))),
+                               shape=(num_items, num_items))
+        counts.sum_duplicates()
+        return cls._strongest(counts, max_neighbours)
+
+    @classmethod
+    def _strongest(cls, counts: sp.csr_matrix, max_neighbours: int) -> NeighbourTable:
+        """Each row's ``max_neighbours`` largest entries (ties: smaller position first), divided by the row total."""
+        num_items = counts.shape[0]
+        rows = np.repeat(np.arange(num_items), np.diff(counts.indptr))
+        order = np.lexsort((counts.indices, -counts.data, rows))
+        slot = np.arange(counts.nnz) - counts.indptr[rows[order]]
+        kept = order[slot < max_neighbours]
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+        indices = np.full((num_items, max_neighbours), NO_NEIGHBOUR, np.int32)
+        weights = np.zeros((num_items, max_neighbours), np.float32)
+        indices[rows[kept], slot[slot < max_neighbours]] = counts.indices[kept]
+        weights[rows[kept], slot[slot < max_neighbours]] = counts.data[kept] / totals[rows[kept]]
+        return cls(indices, weights)
+
+
+@dataclasses.dataclass
+class ItemNeighbours:
+    """The neighbour tables of a model, by name, aligned with ``FeatureVocabularies.item_ids``.
+
+    The model holds them as weights (``NeighbourFusion``), saved and exported with the rest.
+
+    >>> import pandas as pd
+    >>> events = pd.DataFrame({"session_id": ["s", "s", "t", "t"], "item_id": ["a", "b", "a", "b"],
+    ...                        "timestamp": pd.to_datetime([1, 2, 3, 4], unit="s")})
+    >>> neighbours = ItemNeighbours.build(events, ["a", "b", "c"], [NeighbourSpec("transitions")])
+    >>> neighbours.tables["transitions"].indices[:, 0].tolist()   # a -> b; nothing follows b or c
+    [1, -1, -1]
+    """
+
+    tables: dict[str, NeighbourTable]
+
+    @classmethod
+    def build(cls, events: pd.DataFrame, item_ids: Sequence[str], specs: Sequence[NeighbourSpec]) -> ItemNeighbours:
+        """Tables of ``events`` (``session_id``, ``item_id``, ``timestamp``) over ``item_ids``; other items are skipped."""
+        missing = {"session_id", "item_id", "timestamp"} - set(events.columns)
+        if missing:
+            raise DataError(f"neighbour tables need event columns {sorted(missing)}")
+        ordered = events.sort_values(["session_id", "timestamp"], kind="stable")
+        positions = pd.Index(list(item_ids)).get_indexer(ordered["item_id"].astype(str))
+        known = positions >= 0
+        items = positions[known].astype(np.int64)
+        owner = pd.factorize(ordered["session_id"].to_numpy()[known])[0]
+        tables = {}
+        for spec in specs:
+            spec = spec.validate()
+            tables[spec.name] = NeighbourTable.from_events(items, owner, len(item_ids), spec.window, spec.both_directions,
+                                                           spec.decay, spec.max_neighbours)
+        return cls(tables)
