@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from recommenders.features.neighbours import NeighbourSpec
 from recsys_base.errors import ConfigError
 from recsys_base.fields import check_fields
 from serving import contract
@@ -92,9 +93,27 @@ class RetrievalConfig(TowerConfig):
     sampling_bias_correction: bool = True
     # Mixes the catalog softmax with a pointer over the session's own items (models/repeat.py).
     repeat_head: bool = True
+    # Mixes in the session's item-to-item neighbours counted on the training sessions
+    # (features/neighbours.py, models/fusion.py): what shoppers clicked next after each
+    # item, and what they clicked near it within ``co_occurrence_window`` events.
+    fusion: bool = True
+    neighbours_per_item: int = 50
+    co_occurrence_window: int = 3
+
+    def neighbour_specs(self) -> list[NeighbourSpec]:
+        """The neighbour tables fusion mixes in (none when ``fusion`` is off)."""
+        if not self.fusion:
+            return []
+        return [
+            NeighbourSpec("transitions", window=1, max_neighbours=self.neighbours_per_item),
+            NeighbourSpec("co_occurrence", window=self.co_occurrence_window, both_directions=True, decay=0.5,
+                          max_neighbours=self.neighbours_per_item),
+        ]
 
     def validate(self) -> RetrievalConfig:
         super().validate()
+        _check(self.neighbours_per_item >= 1, f"neighbours_per_item must be at least 1, got {self.neighbours_per_item}")
+        _check(self.co_occurrence_window >= 1, f"co_occurrence_window must be at least 1, got {self.co_occurrence_window}")
         _check(self.temperature > 0.0, f"temperature must be > 0, got {self.temperature}")
         _check(self.negatives in self.NEGATIVES,
                f"negatives must be one of {', '.join(self.NEGATIVES)}, got {self.negatives!r}")

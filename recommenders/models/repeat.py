@@ -95,6 +95,27 @@ def repeat_targets(items, targets_matrix, pointer_logits):
     return seen, tf.where(seen, log_hit - log_total, 0.0)
 
 
+def log_mix_sparse(log_base, columns, mass):
+    """``log(exp(log_base) + m)`` where ``m`` [B, C] is the sum of ``mass`` [B, S] at ``columns`` [B, S].
+
+    ``columns`` are catalog columns; entries ``< 0`` or with ``mass`` 0 add nothing. Only
+    the columns named are touched, so the cost is one dense pass, not one per term: the
+    dense ``log_base`` [B, C] is updated in place at ``S`` entries per row.
+
+    >>> out = log_mix_sparse(tf.math.log([[0.5, 0.5, 0.0]]), tf.constant([[2, 0, 2, -1]]), tf.constant([[0.1, 0.2, 0.1, 9.0]]))
+    >>> [round(float(p), 3) for p in tf.exp(out)[0]]
+    [0.7, 0.5, 0.2]
+    """
+    rows = tf.broadcast_to(tf.range(tf.shape(columns)[0])[:, tf.newaxis], tf.shape(columns))
+    valid = (columns >= 0) & (mass > 0)
+    positions = tf.stack([rows, tf.cast(tf.maximum(columns, 0), tf.int32)], axis=-1)
+    extra = tf.tensor_scatter_nd_add(tf.zeros_like(log_base), positions, tf.where(valid, mass, 0.0))
+    # Every entry at a position, valid or not, writes the same value there: the position's total.
+    total, base = tf.gather_nd(extra, positions), tf.gather_nd(log_base, positions)
+    mixed = tf.where(total > 0, tf.math.log(tf.exp(base) + total), base)
+    return tf.tensor_scatter_nd_update(log_base, positions, mixed)
+
+
 def mix_with_catalog(catalog_logits, gate_logits, pointer_logits, items):
     """Log-probabilities of the repeat/explore mixture over the catalog: ``[B, C]``.
 
@@ -105,9 +126,5 @@ def mix_with_catalog(catalog_logits, gate_logits, pointer_logits, items):
     """
     log_catalog = tf.nn.log_softmax(catalog_logits, axis=-1) + tf.math.log_sigmoid(-gate_logits)[:, tf.newaxis]
     known = items >= FIRST_ITEM_INDEX
-    weights = tf.where(known, tf.nn.softmax(pointer_logits, axis=-1), 0.0)
-    rows = tf.broadcast_to(tf.range(tf.shape(items)[0])[:, tf.newaxis], tf.shape(items))
-    columns = tf.cast(tf.where(known, items - FIRST_ITEM_INDEX, 0), tf.int32)
-    pointed = tf.tensor_scatter_nd_add(tf.zeros_like(catalog_logits), tf.stack([rows, columns], axis=-1), weights)
-    log_pointed = tf.math.log(tf.maximum(pointed, 1e-30)) + tf.math.log_sigmoid(gate_logits)[:, tf.newaxis]
-    return tf.where(pointed > 0, tf.reduce_logsumexp(tf.stack([log_catalog, log_pointed], -1), -1), log_catalog)
+    pointed = tf.where(known, tf.nn.softmax(pointer_logits, axis=-1), 0.0) * tf.sigmoid(gate_logits)[:, tf.newaxis]
+    return log_mix_sparse(log_catalog, tf.where(known, items - FIRST_ITEM_INDEX, -1), pointed)

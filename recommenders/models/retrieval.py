@@ -6,7 +6,8 @@ import numpy as np
 
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
-from recommenders.models.repeat import RepeatHead, repeat_targets
+from recommenders.models.fusion import NeighbourFusion
+from recommenders.models.repeat import RepeatHead, mix_with_catalog, repeat_targets
 from recommenders.models.towers import (
     FIRST_ITEM_INDEX,
     OOV_INDEX,
@@ -16,7 +17,6 @@ from recommenders.models.towers import (
     last_position,
 )
 from recsys_base.tf_compat import tensorflow, tfrs
-from serving import contract
 
 tf = tensorflow()
 tfrs = tfrs()
@@ -71,17 +71,38 @@ class RefreshCatalogIndex(tf.keras.callbacks.Callback):
         self.model.catalog_top_k.index(self.model.catalog_embeddings())
 
 
-def next_item_positions(session_encoder: SessionEncoder, features, training=None):
-    """Per-position states of a batch: ``(embeddings [B, T, D], mask [B, T], items [B, T], valid [B, T-1])``.
+def next_item_positions(session_encoder: SessionEncoder, features, training=None, item_embeddings: bool = False):
+    """Per-position states of a batch: ``(embeddings [B, T, D], mask [B, T], items [B, T], valid [B, T-1], seen)``.
 
     ``valid`` marks the positions that are examples: a next item that is neither padding
-    nor unknown to the vocabulary.
+    nor unknown to the vocabulary. ``seen`` [B, T, D] are the items' embeddings (see
+    :meth:`SessionEncoder.encode`), or None.
     """
-    embeddings, mask = session_encoder(features, training=training)
-    items = session_encoder.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
+    embeddings, mask, items, seen = session_encoder.encode(features, training=training, item_embeddings=item_embeddings)
     targets = items[:, 1:]
     valid = mask[:, :-1] & tf.not_equal(targets, PADDING_INDEX) & tf.not_equal(targets, OOV_INDEX)
-    return embeddings, mask, items, valid
+    return embeddings, mask, items, valid, seen
+
+
+def catalog_log_probabilities(session_encoder: SessionEncoder, repeat_head, fusion, catalog, temperature: float, features,
+                              fused: bool = True):
+    """Log-probability of every catalog item being each session's next: ``(log_p [B, C], state [B, D], items [B, T])``.
+
+    The two-tower softmax over ``catalog`` [C, D], mixed with the repeat head's pointer
+    (if any) and then with the session's neighbours (``fusion``, unless ``fused`` is
+    False). ``state`` is the query at the last position, ``items`` the item indices.
+    """
+    embeddings, mask, items, seen = session_encoder.encode(features, training=False, item_embeddings=repeat_head is not None)
+    state = tf.cast(last_position(embeddings, mask), tf.float32)
+    logits = tf.linalg.matmul(state, catalog, transpose_b=True) / temperature
+    if repeat_head is None:
+        log_p = tf.nn.log_softmax(logits, axis=-1)
+    else:
+        gate, pointer = repeat_head(embeddings, seen, items)
+        log_p = mix_with_catalog(logits, last_position(gate, mask), last_position(pointer, mask), items)
+    if fusion is not None and fused:
+        log_p = fusion(log_p, state, items)
+    return log_p, state, items
 
 
 
@@ -125,6 +146,11 @@ class SessionRetrievalModel(SessionTowersModel):
             temperature=config.temperature,
             remove_accidental_hits=config.remove_accidental_hits,
         )
+        self.fusion = None
+        if config.fusion:
+            # Empty tables until ``set_neighbours``: the fused score is then the model's own.
+            self.fusion = NeighbourFusion([spec.name for spec in config.neighbour_specs()], self.item_encoder.num_indices,
+                                          config.neighbours_per_item, state_dim=config.output_dim, name="fusion")
         self.repeat_head = None
         if config.repeat_head:
             self.repeat_head = RepeatHead(config.output_dim, name="repeat_head")
@@ -134,12 +160,12 @@ class SessionRetrievalModel(SessionTowersModel):
             )
 
     def compute_loss(self, features, training=False):
-        embeddings, mask, items, valid = next_item_positions(self.session_encoder, features, training)
+        embeddings, mask, items, valid, seen = next_item_positions(
+            self.session_encoder, features, training, item_embeddings=self.repeat_head is not None)
         queries, targets = tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(items[:, 1:], valid)
         loss = self._retrieval_loss(queries, targets, training)
         if self.repeat_head is not None:
-            gate, pointer = self.repeat_head(
-                embeddings, self.item_encoder.encode_indices(items, training=training), items, training=training)
+            gate, pointer = self.repeat_head(embeddings, seen, items, training=training)
             seen, log_likelihood = repeat_targets(items, items[:, 1:], pointer[:, :-1])
             loss += self.repeat_gate_task(
                 labels=tf.cast(tf.boolean_mask(seen, valid), tf.float32),

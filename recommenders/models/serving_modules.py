@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from recommenders.models.config import RANKING_TASK_OUTPUTS, RecommendConfig, TrainConfig
 from recommenders.models.ranking import MultiTaskRanker
-from recommenders.models.repeat import mix_with_catalog
-from recommenders.models.retrieval import SessionRetrievalModel
-from recommenders.models.towers import FIRST_ITEM_INDEX, last_position
+from recommenders.models.retrieval import SessionRetrievalModel, catalog_log_probabilities
+from recommenders.models.towers import FIRST_ITEM_INDEX
 from recsys_base.tf_compat import tensorflow
 from serving import contract
 from serving.contract.specs import input_signature
@@ -138,21 +137,20 @@ class RetrievalModule(tf.Module):
         self.session_encoder = model.session_encoder
         self.item_encoder = model.item_encoder
         self.repeat_head = model.repeat_head
+        self.fusion = model.fusion
         self.num_items = model.vocab.num_items
         self.temperature = model.config.temperature
         self.catalog = tf.Variable(model.catalog_embeddings(), trainable=False, name="catalog_embeddings")
         self.item_ids = tf.constant(model.vocab.item_ids)
 
-    def catalog_scores(self, features):
-        """Log-probability of every catalog item being the session's next: [B, num_items]."""
-        embeddings, mask = self.session_encoder(features, training=False)
-        query = tf.cast(last_position(embeddings, mask), tf.float32)
-        logits = tf.linalg.matmul(query, self.catalog, transpose_b=True) / self.temperature
-        if self.repeat_head is None:
-            return tf.nn.log_softmax(logits, axis=-1)
-        items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
-        gate, pointer = self.repeat_head(embeddings, self.item_encoder.encode_indices(items, training=False), items)
-        return mix_with_catalog(logits, last_position(gate, mask), last_position(pointer, mask), items)
+    def catalog_scores(self, features, fused: bool = True):
+        """Log-probability of every catalog item being the session's next: [B, num_items].
+
+        ``fused=False`` leaves the neighbour fusion out (what the gate is fitted against).
+        """
+        log_p, _, _ = catalog_log_probabilities(self.session_encoder, self.repeat_head, self.fusion, self.catalog,
+                                                self.temperature, features, fused)
+        return log_p
 
     def candidates(self, scores, n):
         """The ``n`` best catalog items per row of ``catalog_scores``: ``(scores [B, n], item ids [B, n])``."""

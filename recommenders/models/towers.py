@@ -243,6 +243,16 @@ class SessionEncoder(tf.keras.layers.Layer):
 
     def call(self, features, training=None):
         """Returns ``(embeddings [B, T, output_dim], mask [B, T])`` for every session position."""
+        embeddings, mask, _, _ = self.encode(features, training=training)
+        return embeddings, mask
+
+    def encode(self, features, training=None, item_embeddings: bool = False):
+        """``(embeddings [B, T, output_dim], mask [B, T], items [B, T], seen [B, T, output_dim] or None)``.
+
+        ``items`` are the session's item indices and ``seen`` their item-tower embeddings,
+        computed once and shared by the readout and the caller (the repeat head): given
+        when ``item_embeddings`` or the readout needs them.
+        """
         c = self.config
         items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
         mask = tf.not_equal(items, PADDING_INDEX)
@@ -279,14 +289,16 @@ class SessionEncoder(tf.keras.layers.Layer):
         if c.use_query:
             parts.append(self.item_encoder.title_encoder(_position_queries(features, mask)))
         embeddings = self.projection(tf.concat(parts, axis=-1))
-        if c.session_item_readout:
+        seen = None
+        if c.session_item_readout or item_embeddings:
             seen = tf.cast(self.item_encoder.encode_indices(items, training=training), embeddings.dtype)
+        if c.session_item_readout:
             embeddings += self.readout(
                 [self.readout_query(hidden), seen, self.readout_key(hidden)],
                 mask=[mask, mask], use_causal_mask=True, training=training)
         if c.l2_normalize:
             embeddings = tf.math.l2_normalize(embeddings, axis=-1)
-        return embeddings, mask
+        return embeddings, mask, items, seen
 
     def get_config(self):
         return {**super().get_config(), "item_encoder": tf.keras.layers.serialize(self.item_encoder),

@@ -7,13 +7,22 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from recommenders.features.neighbours import ItemNeighbours
 from recommenders.features.sequences import batches_per_epoch, sessions_to_arrays, to_dataset
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recommenders.models.fusion import fit_gate
 from recommenders.models.ranking import MultiTaskRanker
-from recommenders.models.retrieval import EVALUATION_KS, RefreshCatalogIndex, SessionRetrievalModel
+from recommenders.models.retrieval import (
+    EVALUATION_KS,
+    RefreshCatalogIndex,
+    SessionRetrievalModel,
+    catalog_log_probabilities,
+)
+from recommenders.models.towers import FIRST_ITEM_INDEX
 from recsys_base.errors import DataError
 from recsys_base.tf_compat import tensorflow
 
@@ -139,9 +148,57 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     vocab = vocab or FeatureVocabularies.build(train_events, catalog)
     with precision_policy(train_config.mixed_precision):
         model = model_class(vocab, model_config)
+        fusion = getattr(model, "fusion", None)
+        if fusion is not None:
+            fusion.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, model_config.neighbour_specs()))
         history = fit(model, train_events, validation_events, train_config, monitor,
                       extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
+        if fusion is not None:
+            history.history["fusion"] = fit_fusion(model, validation_events, train_config)
     return model, history
+
+
+def fit_fusion(model: SessionRetrievalModel, validation_events, train_config: TrainConfig, batch_size: int = 256) -> dict:
+    """Fits ``model.fusion``'s gate on the validation split's next items, the towers frozen.
+
+    Each validation case is scored as ``retrieve`` scores it (its last ``max_length``
+    events), without the fusion; cases whose next item is not in the catalog are left
+    out. See :func:`recommenders.models.fusion.fit_gate` for what is returned.
+    """
+    from recommenders.evaluation.cases import make_next_item_cases
+    from recommenders.models.inference import session_inputs
+    from recommenders.models.serving_modules import RetrievalModule, _features
+
+    cases = make_next_item_cases(validation_events)
+    targets = model.item_encoder.lookup(tf.constant(cases.targets.astype(str))).numpy()
+    cases = cases.take(np.flatnonzero(targets >= FIRST_ITEM_INDEX))
+    if len(cases) == 0:
+        raise DataError("the validation split has no next item in the catalog to fit the fusion gate on")
+    module = RetrievalModule(model, train_config.max_length)
+
+    @tf.function(reduce_retracing=True)
+    def examples(inputs, target_ids):
+        features, _ = _features(train_config.max_length, **inputs)
+        log_p, state, items = catalog_log_probabilities(module.session_encoder, module.repeat_head, None, module.catalog,
+                                                        module.temperature, features)
+        columns = model.item_encoder.lookup(target_ids) - FIRST_ITEM_INDEX
+        return tf.gather(log_p, columns, batch_dims=1), state, items, columns
+
+    parts = []
+    for first in range(0, len(cases), batch_size):
+        batch = cases.take(np.arange(first, min(first + batch_size, len(cases))))
+        inputs = {name: tf.constant(values.astype(str) if values.dtype == object else values)
+                  for name, values in session_inputs(batch, train_config.max_length).items()}
+        parts.append([t.numpy() for t in examples(inputs, tf.constant(batch.targets.astype(str)))])
+    log_model, state, items, columns = (np.concatenate([part[i] for part in parts]) if i != 2 else
+                                        _right_padded([part[i] for part in parts]) for i in range(4))
+    return fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
+
+
+def _right_padded(blocks: list[np.ndarray]) -> np.ndarray:
+    """Row blocks of different widths stacked into one array, right-padded with 0."""
+    width = max(block.shape[1] for block in blocks)
+    return np.concatenate([np.pad(block, [(0, 0), (0, width - block.shape[1])]) for block in blocks])
 
 
 def train_retrieval(train_events, validation_events, catalog, model_config: RetrievalConfig,

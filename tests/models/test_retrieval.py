@@ -41,7 +41,7 @@ def test_catalog_softmax_is_the_exact_cross_entropy_over_every_catalog_item():
 
     loss = float(model.compute_loss(features, training=True))
 
-    embeddings, _, items, valid = next_item_positions(model.session_encoder, features, training=True)
+    embeddings, _, items, valid, _ = next_item_positions(model.session_encoder, features, training=True)
     queries, targets = tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(items[:, 1:], valid)
     logits = queries.numpy() @ model.catalog_embeddings().numpy().T / config.temperature
     assert logits.shape == (6, 6), "every next item, scored against all six catalog items (f never clicked)"

@@ -13,6 +13,7 @@ from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
 from recommenders.features.sequences import sessions_to_arrays
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TowerConfig
+from recommenders.models.fusion import NeighbourFusion
 from recommenders.models.repeat import RepeatHead
 from recommenders.models.retrieval import CatalogTopK
 from recommenders.models.towers import ItemEncoder, SessionEncoder, TextEncoder
@@ -33,6 +34,9 @@ def _layers_and_inputs(vocab, features):
     items = ItemEncoder.from_vocabularies(vocab, config)
     top_k = CatalogTopK(num_candidates=6, dim=4, first_index=2, k=3)
     top_k.index(tf.random.stateless_normal([6, 4], seed=(1, 2)))
+    fusion = NeighbourFusion(["next"], num_indices=5, max_neighbours=2, state_dim=4, units=3)
+    fusion.set_tables([np.array([[1, -1], [2, 0], [-1, -1]])], [np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]])])
+    fusion.gate.kernel.assign(tf.random.stateless_normal([3, 2], seed=(11, 12)))
     return {
         "TextEncoder": (TextEncoder(tokens=["red", "shoes"], embedding_dim=4, max_tokens=3),
                         (tf.constant(["Red shoes!", ""]),)),
@@ -42,10 +46,12 @@ def _layers_and_inputs(vocab, features):
                        (tf.random.stateless_normal([2, 3, 8], seed=(3, 4)), tf.random.stateless_normal([2, 3, 8], seed=(5, 6)),
                         tf.constant([[5, 6, 5], [7, 0, 0]], tf.int64))),
         "CatalogTopK": (top_k, (tf.random.stateless_normal([2, 4], seed=(7, 8)),)),
+        "NeighbourFusion": (fusion, (tf.math.log(tf.fill([2, 3], 1 / 3)), tf.random.stateless_normal([2, 4], seed=(9, 10)),
+                                     tf.constant([[3, 2], [4, 0]], tf.int64))),
     }
 
 
-@pytest.mark.parametrize("name", ["TextEncoder", "ItemEncoder", "SessionEncoder", "RepeatHead", "CatalogTopK"])
+@pytest.mark.parametrize("name", ["TextEncoder", "ItemEncoder", "SessionEncoder", "RepeatHead", "CatalogTopK", "NeighbourFusion"])
 def test_layer_config_round_trips(shop, name):
     layer, inputs = _layers_and_inputs(*shop)[name]
     expected = tf.nest.map_structure(np.asarray, layer(*inputs))

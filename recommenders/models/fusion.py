@@ -1,0 +1,216 @@
+"""Collaborative fusion: the retrieval distribution mixed with the session's item-to-item neighbours.
+
+The two-tower softmax (with the repeat head's pointer) is one expert; each neighbour
+table (``recommenders/features/neighbours.py``: last item -> next, co-occurrence within
+a window) gives another, a distribution over the catalog built from the session's items:
+
+    P_table(j) = sum_t a(t) * N[item_t, j] / sum_t a(t) * [item_t has neighbours],
+
+with ``a(t) = exp(theta[distance of t from the session's end])`` learned per table. The
+retrieval score becomes the mixture
+
+    P(j) = g_model * P_model(j) + sum_table g_table * P_table(j),
+
+whose weights ``g`` come from a session-conditioned softmax gate (the session state, and
+per table whether the session has neighbours there and how peaked they are). A table with
+no neighbours for a session gets weight 0, so an unknown item falls back to the model.
+
+Why the gate is fitted on held-out sessions, not on the training positions: the tables
+are counted from the training sessions, so on those positions they contain every answer
+and a gate fitted there learns to trust them far beyond what they earn on new sessions.
+:func:`fit_fusion` fits the gate and the distance weights by maximum likelihood of the
+mixture on the validation split's next items, with the towers frozen.
+
+Everything is stock TensorFlow ops (gather, scatter, softmax), so TF Serving runs it; the
+tables are non-trainable variables of this layer, saved with the weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recommenders.features.neighbours import NO_NEIGHBOUR, ItemNeighbours
+from recommenders.models.repeat import log_mix_sparse
+from recommenders.models.towers import FIRST_ITEM_INDEX
+from recsys_base.tf_compat import tensorflow
+
+tf = tensorflow()
+
+# Log-probability floor: keeps log(0) finite where a sum of probabilities is empty.
+_TINY = 1e-30
+
+
+@tf.keras.utils.register_keras_serializable(package="recommenders")
+class NeighbourFusion(tf.keras.layers.Layer):
+    """Neighbour distributions of a session and the gate mixing them with the model's.
+
+    Tables are ``[num_indices, max_neighbours]`` in the item index space (rows for
+    padding and unknown are empty); their entries are catalog columns (``NO_NEIGHBOUR``
+    empty) and weights.
+
+    Example (two tables over a 3-item catalog; item index = column + ``FIRST_ITEM_INDEX``):
+
+    >>> fusion = NeighbourFusion(["next", "near"], num_indices=5, max_neighbours=2, state_dim=8, units=4)
+    >>> fusion.set_tables([np.array([[1, -1], [-1, -1], [0, 2]]), np.array([[2, 1], [-1, -1], [-1, -1]])],
+    ...                   [np.array([[1.0, 0], [0, 0], [0.5, 0.5]]), np.array([[0.6, 0.4], [0, 0], [0, 0]])])
+    >>> columns, mass, evidence = fusion.session_neighbours(tf.constant([[2, 4, 0]], tf.int64))
+    >>> columns.shape, mass.shape, evidence.shape    # [B, tables, T * M], [B, tables, T * M], [B, 2 * tables]
+    (TensorShape([1, 2, 6]), TensorShape([1, 2, 6]), TensorShape([1, 4]))
+    """
+
+    def __init__(self, table_names, num_indices: int, max_neighbours: int, state_dim: int, units: int = 32,
+                 max_distance: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.table_names = list(table_names)
+        self.num_indices, self.max_neighbours, self.state_dim = num_indices, max_neighbours, state_dim
+        self.units, self.max_distance = units, max_distance
+        shape = [len(self.table_names), num_indices, max_neighbours]
+        self.columns = self.add_weight("neighbour_columns", shape, tf.int32, tf.keras.initializers.Constant(NO_NEIGHBOUR),
+                                       trainable=False)
+        self.weights_table = self.add_weight("neighbour_weights", shape, tf.float32, "zeros", trainable=False)
+        # Per table, a log weight per distance from the session's end; starts at halving per step.
+        self.distance_log_weights = self.add_weight(
+            "distance_log_weights", [len(self.table_names), max_distance], tf.float32,
+            tf.keras.initializers.Constant(np.tile(-np.log(2.0) * np.arange(max_distance), (len(self.table_names), 1))))
+        self.gate_hidden = tf.keras.layers.Dense(units, activation="relu", name="fusion_gate_hidden")
+        # Starts trusting the model: its weight begins e^3 times each table's.
+        self.gate = tf.keras.layers.Dense(1 + len(self.table_names), kernel_initializer="zeros",
+                                          bias_initializer=tf.keras.initializers.Constant([3.0] + [0.0] * len(self.table_names)),
+                                          name="fusion_gate")
+        self.gate_hidden.build([None, state_dim + 2 * len(self.table_names)])
+        self.gate.build([None, units])
+        # The towers' optimizer never updates these weights: :func:`fit_gate` fits them on held-out sessions.
+        self.trainable = False
+
+    def set_tables(self, columns, weights) -> None:
+        """Loads the tables: per table ``[num_indices - FIRST_ITEM_INDEX, M]`` columns and weights (vocabulary order)."""
+        padding_rows = np.full((FIRST_ITEM_INDEX, self.max_neighbours), NO_NEIGHBOUR, np.int32)
+        self.columns.assign(np.stack([np.concatenate([padding_rows, np.asarray(c, np.int32)]) for c in columns]))
+        self.weights_table.assign(np.stack([
+            np.concatenate([np.zeros_like(padding_rows, np.float32), np.asarray(w, np.float32)]) for w in weights]))
+
+    def set_neighbours(self, neighbours: ItemNeighbours) -> None:
+        """Loads this layer's tables from ``neighbours`` (built over the model's vocabulary)."""
+        columns, weights = [], []
+        for name in self.table_names:
+            table = neighbours.tables[name]
+            width = self.max_neighbours - table.indices.shape[1]
+            columns.append(np.pad(table.indices, [(0, 0), (0, width)], constant_values=NO_NEIGHBOUR))
+            weights.append(np.pad(table.weights, [(0, 0), (0, width)]))
+        self.set_tables(columns, weights)
+
+    def _position_weights(self, items):
+        """Per table and position, ``a(t)`` for positions holding items that have neighbours: [B, tables, T]."""
+        mask = items >= FIRST_ITEM_INDEX
+        length = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
+        distance = tf.clip_by_value(length - 1 - tf.range(tf.shape(items)[1])[tf.newaxis, :], 0, self.max_distance - 1)
+        # Gathered on axis 0: a variable's gather along another axis has no gradient.
+        weights = tf.exp(tf.gather(tf.transpose(self.distance_log_weights), distance))  # [B, T, tables]
+        has_neighbours = tf.gather(tf.transpose(self.weights_table[:, :, 0]), items) > 0  # [B, T, tables]
+        weights = tf.where(has_neighbours & mask[..., tf.newaxis], weights, 0.0)
+        return tf.transpose(weights, [0, 2, 1])
+
+    def session_neighbours(self, items):
+        """The session's neighbour distribution per table, sparse, and the gate's evidence.
+
+        ``items`` [B, T] item indices (right-padded). Returns ``columns`` [B, tables, T*M]
+        (catalog columns, ``NO_NEIGHBOUR`` empty), ``mass`` [B, tables, T*M] (summing to 1
+        per table, or 0 when no item of the session has neighbours there) and ``evidence``
+        [B, 2 * tables]: per table, whether it has mass and the log of its largest entry.
+        """
+        position_weights = self._position_weights(items)
+        normalizer = tf.reduce_sum(position_weights, axis=-1, keepdims=True)
+        position_weights = tf.math.divide_no_nan(position_weights, normalizer)
+        columns = tf.transpose(tf.gather(self.columns, items, axis=1), [1, 0, 2, 3])  # [B, tables, T, M]
+        weights = tf.transpose(tf.gather(self.weights_table, items, axis=1), [1, 0, 2, 3])
+        mass = position_weights[..., tf.newaxis] * weights
+        shape = tf.concat([tf.shape(mass)[:2], [-1]], axis=0)
+        columns, mass = tf.reshape(columns, shape), tf.reshape(mass, shape)
+        has_mass = tf.cast(normalizer[..., 0] > 0, tf.float32)
+        evidence = tf.concat([has_mass, tf.math.log(tf.reduce_max(mass, axis=-1) + 1e-6)], axis=-1)
+        return columns, mass, evidence
+
+    def gate_log_weights(self, state, evidence):
+        """Log mixture weights ``[B, 1 + tables]`` (model first); a table without mass gets ``-inf``."""
+        logits = self.gate(self.gate_hidden(tf.concat([tf.stop_gradient(tf.cast(state, tf.float32)), evidence], -1)))
+        has_mass = evidence[:, : len(self.table_names)] > 0
+        allowed = tf.concat([tf.ones_like(has_mass[:, :1]), has_mass], axis=-1)
+        return tf.nn.log_softmax(tf.where(allowed, logits, -1e9), axis=-1)
+
+    def call(self, log_model, state, items):
+        """``log P(j)`` [B, C] of the fused distribution, from the model's log-probabilities ``log_model`` [B, C]."""
+        columns, mass, evidence = self.session_neighbours(items)
+        log_gate = self.gate_log_weights(state, evidence)
+        gated_mass = tf.exp(log_gate[:, 1:, tf.newaxis]) * mass
+        batch = tf.shape(columns)[0]
+        return log_mix_sparse(log_model + log_gate[:, :1], tf.reshape(columns, [batch, -1]), tf.reshape(gated_mass, [batch, -1]))
+
+    def log_likelihood(self, log_model_target, state, items, target_columns):
+        """``log P(target)`` [N] of the fused distribution, given the model's ``log P_model(target)`` [N]."""
+        columns, mass, evidence = self.session_neighbours(items)
+        log_gate = self.gate_log_weights(state, evidence)
+        targets = tf.cast(target_columns, columns.dtype)[:, tf.newaxis, tf.newaxis]
+        table_target = tf.reduce_sum(tf.where(tf.equal(columns, targets), mass, 0.0), -1)
+        terms = tf.concat([log_model_target[:, tf.newaxis], tf.math.log(table_target + _TINY)], axis=-1) + log_gate
+        return tf.reduce_logsumexp(terms, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "table_names": self.table_names, "num_indices": self.num_indices,
+                "max_neighbours": self.max_neighbours, "state_dim": self.state_dim, "units": self.units,
+                "max_distance": self.max_distance}
+
+
+def fit_gate(fusion: NeighbourFusion, log_model_target, state, items, target_columns, seed: int = 0,
+             batch_size: int = 1024, max_epochs: int = 40, patience: int = 3, learning_rate: float = 0.01) -> dict:
+    """Fits the gate and distance weights of ``fusion`` by maximum likelihood of the mixture.
+
+    One example per held-out next item: the model's ``log P_model(target)`` [N], the
+    session state [N, D], its item indices [N, T] and the target's catalog column [N].
+    Only this fits them (the layer is not trainable for the towers' optimizer). A tenth
+    of the examples (seeded) is kept out to stop when their likelihood stops
+    improving (``patience`` epochs); the best weights are kept. Returns the mean held-out
+    log-likelihood of the model alone (``model``), of the mixture before (``start``)
+    and after (``fitted``) fitting, and the epochs run.
+    """
+    count = int(tf.shape(target_columns)[0])
+    order = np.random.default_rng(seed).permutation(count)
+    held = order[: max(1, count // 10)]
+    train = order[len(held):] if count > 1 else order
+    data = [tf.convert_to_tensor(t) for t in (log_model_target, state, items, target_columns)]
+
+    def take(rows):
+        return [tf.gather(t, rows) for t in data]
+
+    held_data = take(held)
+
+    def held_out() -> float:
+        return float(tf.reduce_mean(fusion.log_likelihood(*held_data)))
+
+    start = best = held_out()
+    fusion.trainable = True
+    variables = fusion.trainable_variables
+    fusion.trainable = False
+    optimizer = tf.keras.optimizers.Adam(learning_rate)
+
+    @tf.function(reduce_retracing=True)
+    def step(log_model, states, session_items, targets):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(fusion.log_likelihood(log_model, states, session_items, targets))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    best_values, waited, epochs = [v.numpy() for v in variables], 0, 0
+    rng = np.random.default_rng(seed + 1)
+    while epochs < max_epochs and waited < patience:
+        epochs += 1
+        shuffled = rng.permutation(train)
+        for first in range(0, len(shuffled), batch_size):
+            step(*take(shuffled[first:first + batch_size]))
+        value = held_out()
+        if value > best + 1e-4:
+            best, best_values, waited = value, [v.numpy() for v in variables], 0
+        else:
+            waited += 1
+    for variable, value in zip(variables, best_values):
+        variable.assign(value)
+    return {"model": float(tf.reduce_mean(held_data[0])), "start": start, "fitted": best, "epochs": epochs,
+            "examples": count}
