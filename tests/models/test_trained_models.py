@@ -218,3 +218,22 @@ def test_warmup_requests_and_metadata_travel_with_each_version(exported):
         records = read_warmup_requests(path)
         assert len(records) == 1 and records[0].predict_log.request.model_spec.name == name
         assert json.loads((path / "assets.extra" / "recsys_model.json").read_text())["model"] == name
+
+
+def test_exported_models_hold_the_neighbour_tables_and_only_stock_ops(exported, models):
+    """Fusion travels inside the SavedModel as variables, and every op is a core TensorFlow op,
+    so a stock ``tensorflow_model_server`` (which has no custom ops) loads it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    _, paths = exported
+    assert models.retrieval_model.fusion is not None, "fusion is on by default"
+    for name, path in paths.items():
+        saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+        graph = saved.meta_graphs[0].graph_def
+        ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+        functions = {f.signature.name for f in graph.library.function}
+        not_stock = {op for op in ops - functions if not hasattr(tf.raw_ops, op)}
+        assert not not_stock, f"{name} uses ops outside TensorFlow core: {sorted(not_stock)}"
+        variables = " ".join(node.attr["shared_name"].s.decode() for node in graph.node if node.op == "VarHandleOp")
+        if name != contract.RANKING_MODEL:
+            assert "neighbour_columns" in variables and "neighbour_weights" in variables, variables
