@@ -77,6 +77,9 @@ class NeighbourFusion(tf.keras.layers.Layer):
         self.gate = tf.keras.layers.Dense(1 + len(self.table_names), kernel_initializer="zeros",
                                           bias_initializer=tf.keras.initializers.Constant([3.0] + [0.0] * len(self.table_names)),
                                           name="fusion_gate")
+        # Added to every table's gate logit: scales the tables' share against the model's
+        # (chosen on validation ranking metrics after the likelihood fit, see fit_fusion).
+        self.table_log_scale = self.add_weight("table_log_scale", [], tf.float32, "zeros", trainable=False)
         self.gate_hidden.build([None, state_dim + 2 * len(self.table_names)])
         self.gate.build([None, units])
         # The towers' optimizer never updates these weights: :func:`fit_gate` fits them on held-out sessions.
@@ -130,17 +133,22 @@ class NeighbourFusion(tf.keras.layers.Layer):
         evidence = tf.concat([has_mass, tf.math.log(tf.reduce_max(mass, axis=-1) + 1e-6)], axis=-1)
         return columns, mass, evidence
 
-    def gate_log_weights(self, state, evidence):
-        """Log mixture weights ``[B, 1 + tables]`` (model first); a table without mass gets ``-inf``."""
+    def gate_log_weights(self, state, evidence, table_log_scale=None):
+        """Log mixture weights ``[B, 1 + tables]`` (model first); a table without mass gets ``-inf``.
+
+        ``table_log_scale`` (default: the layer's) is added to every table's logit.
+        """
         logits = self.gate(self.gate_hidden(tf.concat([tf.stop_gradient(tf.cast(state, tf.float32)), evidence], -1)))
+        scale = self.table_log_scale if table_log_scale is None else table_log_scale
+        logits += tf.concat([[0.0], tf.fill([len(self.table_names)], scale)], axis=0)
         has_mass = evidence[:, : len(self.table_names)] > 0
         allowed = tf.concat([tf.ones_like(has_mass[:, :1]), has_mass], axis=-1)
         return tf.nn.log_softmax(tf.where(allowed, logits, -1e9), axis=-1)
 
-    def call(self, log_model, state, items):
+    def call(self, log_model, state, items, table_log_scale=None):
         """``log P(j)`` [B, C] of the fused distribution, from the model's log-probabilities ``log_model`` [B, C]."""
         columns, mass, evidence = self.session_neighbours(items)
-        log_gate = self.gate_log_weights(state, evidence)
+        log_gate = self.gate_log_weights(state, evidence, table_log_scale)
         gated_mass = tf.exp(log_gate[:, 1:, tf.newaxis]) * mass
         batch = tf.shape(columns)[0]
         return log_mix_sparse(log_model + log_gate[:, :1], tf.reshape(columns, [batch, -1]), tf.reshape(gated_mass, [batch, -1]))

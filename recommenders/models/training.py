@@ -28,6 +28,8 @@ from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
 
+# Multipliers of the neighbour tables' fitted share tried on validation (fit_fusion).
+FUSION_TABLE_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 RETRIEVAL_MONITOR = f"val_factorized_top_k/top_{max(EVALUATION_KS)}_categorical_accuracy"
 RANKING_MONITOR = "val_click_auc"
 
@@ -176,23 +178,47 @@ def fit_fusion(model: SessionRetrievalModel, validation_events, train_config: Tr
         raise DataError("the validation split has no next item in the catalog to fit the fusion gate on")
     module = RetrievalModule(model, train_config.max_length)
 
-    @tf.function(reduce_retracing=True)
-    def examples(inputs, target_ids):
+    def model_scores(inputs, target_ids):
         features, _ = _features(train_config.max_length, **inputs)
         log_p, state, items = catalog_log_probabilities(module.session_encoder, module.repeat_head, None, module.catalog,
                                                         module.temperature, features)
-        columns = model.item_encoder.lookup(target_ids) - FIRST_ITEM_INDEX
+        return log_p, state, items, model.item_encoder.lookup(target_ids) - FIRST_ITEM_INDEX
+
+    @tf.function(reduce_retracing=True)
+    def examples(inputs, target_ids):
+        log_p, state, items, columns = model_scores(inputs, target_ids)
         return tf.gather(log_p, columns, batch_dims=1), state, items, columns
 
-    parts = []
-    for first in range(0, len(cases), batch_size):
-        batch = cases.take(np.arange(first, min(first + batch_size, len(cases))))
-        inputs = {name: tf.constant(values.astype(str) if values.dtype == object else values)
-                  for name, values in session_inputs(batch, train_config.max_length).items()}
-        parts.append([t.numpy() for t in examples(inputs, tf.constant(batch.targets.astype(str)))])
+    @tf.function(reduce_retracing=True)
+    def target_ranks(inputs, target_ids):
+        """[len(FUSION_TABLE_SCALES), B]: the target's rank under each table scale."""
+        log_p, state, items, columns = model_scores(inputs, target_ids)
+        ranks = []
+        for scale in FUSION_TABLE_SCALES:
+            fused = model.fusion(log_p, state, items, table_log_scale=tf.math.log(scale))
+            ranks.append(1 + tf.reduce_sum(tf.cast(fused > tf.gather(fused, columns, batch_dims=1)[:, tf.newaxis], tf.int32), -1))
+        return tf.stack(ranks)
+
+    def batches():
+        for first in range(0, len(cases), batch_size):
+            batch = cases.take(np.arange(first, min(first + batch_size, len(cases))))
+            inputs = {name: tf.constant(values.astype(str) if values.dtype == object else values)
+                      for name, values in session_inputs(batch, train_config.max_length).items()}
+            yield inputs, tf.constant(batch.targets.astype(str))
+
+    parts = [[t.numpy() for t in examples(*batch)] for batch in batches()]
     log_model, state, items, columns = (np.concatenate([part[i] for part in parts]) if i != 2 else
                                         _right_padded([part[i] for part in parts]) for i in range(4))
-    return fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
+    result = fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
+    # The likelihood fit weighs the tables for calibrated probabilities; the ranking the
+    # shop sees may prefer another share: pick the scale with the best HR@K + MRR@K.
+    ranks = np.concatenate([target_ranks(*batch).numpy() for batch in batches()], axis=1)
+    k = max(EVALUATION_KS)
+    quality = [(ranks_at <= k).mean() + np.where(ranks_at <= k, 1.0 / ranks_at, 0.0).mean() for ranks_at in ranks]
+    best = int(np.argmax(quality))
+    model.fusion.table_log_scale.assign(np.log(FUSION_TABLE_SCALES[best]))
+    return {**result, "table_scale": FUSION_TABLE_SCALES[best],
+            f"validation HR@{k} + MRR@{k} by table scale": dict(zip(FUSION_TABLE_SCALES, np.round(quality, 4).tolist()))}
 
 
 def _right_padded(blocks: list[np.ndarray]) -> np.ndarray:
