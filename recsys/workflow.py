@@ -177,6 +177,11 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
         if part == "retrieval":
             write_item_projector(run_dir / "logs" / part, model)
         metrics[part] = {name: float(values[-1]) for name, values in history.history.items() if name.startswith("val_")}
+        if "fusion" in history.history:
+            metrics["fusion"] = history.history["fusion"]
+            print(f"fusion gate fitted on {metrics['fusion']['examples']:,} validation next items: log-likelihood "
+                  f"{metrics['fusion']['model']:.3f} (model alone) -> {metrics['fusion']['fitted']:.3f}, "
+                  f"table scale {metrics['fusion']['table_scale']}", flush=True)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     metrics["recommend"] = fit_blend_run(run_dir, prepared.validation, config.recommend)
     (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
