@@ -60,6 +60,8 @@ class NeighbourFusion(tf.keras.layers.Layer):
 
     def __init__(self, table_names, num_indices: int, max_neighbours: int, state_dim: int, units: int = 32,
                  max_distance: int = 32, **kwargs):
+        # float32 under any precision policy: the mixture sums probabilities down to 1e-30.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.table_names = list(table_names)
         self.num_indices, self.max_neighbours, self.state_dim = num_indices, max_neighbours, state_dim
@@ -72,11 +74,11 @@ class NeighbourFusion(tf.keras.layers.Layer):
         self.distance_log_weights = self.add_weight(
             "distance_log_weights", [len(self.table_names), max_distance], tf.float32,
             tf.keras.initializers.Constant(np.tile(-np.log(2.0) * np.arange(max_distance), (len(self.table_names), 1))))
-        self.gate_hidden = tf.keras.layers.Dense(units, activation="relu", name="fusion_gate_hidden")
+        self.gate_hidden = tf.keras.layers.Dense(units, activation="relu", dtype="float32", name="fusion_gate_hidden")
         # Starts trusting the model: its weight begins e^3 times each table's.
         self.gate = tf.keras.layers.Dense(1 + len(self.table_names), kernel_initializer="zeros",
                                           bias_initializer=tf.keras.initializers.Constant([3.0] + [0.0] * len(self.table_names)),
-                                          name="fusion_gate")
+                                          dtype="float32", name="fusion_gate")
         # Added to every table's gate logit: scales the tables' share against the model's
         # (chosen on validation ranking metrics after the likelihood fit, see fit_fusion).
         self.table_log_scale = self.add_weight("table_log_scale", [], tf.float32, "zeros", trainable=False)

@@ -56,7 +56,7 @@ class RepeatHead(tf.keras.layers.Layer):
         mask = tf.not_equal(items, PADDING_INDEX)
         length = tf.shape(states)[1]
         keys = self.key(tf.concat([states, item_embeddings], axis=-1))
-        logits = tf.einsum("btd,bsd->bts", self.query(states), keys) / tf.sqrt(float(self.units))
+        logits = tf.einsum("btd,bsd->bts", self.query(states), keys) / self.units**0.5  # a Python float takes the dtype of logits
         positions = tf.range(length)
         distance = positions[:, tf.newaxis] - positions[tf.newaxis, :]
         logits += tf.squeeze(self.distance_bias(tf.clip_by_value(distance, 0, self.max_distance - 1)), -1)

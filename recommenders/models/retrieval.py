@@ -15,6 +15,7 @@ from recommenders.models.towers import (
     SessionEncoder,
     SessionTowersModel,
     last_position,
+    precision_policy,
 )
 from recsys_base.tf_compat import tensorflow, tfrs
 
@@ -141,11 +142,14 @@ class SessionRetrievalModel(SessionTowersModel):
         # The padding and unknown indices are never candidates; give them a harmless value.
         self.sampling_probability = tf.constant(np.concatenate([np.ones(FIRST_ITEM_INDEX), probability]), tf.float32)
         self.catalog_top_k = CatalogTopK(vocab.num_items, config.output_dim, first_index=FIRST_ITEM_INDEX, k=max(EVALUATION_KS))
-        self.task = tfrs.tasks.Retrieval(
-            metrics=tfrs.metrics.FactorizedTopK(candidates=self.catalog_top_k, ks=EVALUATION_KS),
-            temperature=config.temperature,
-            remove_accidental_hits=config.remove_accidental_hits,
-        )
+        # Losses in float32 under mixed precision too: a Keras layer casts only its first
+        # input to the policy's float16, and the task's matmul then meets a float32 one.
+        with precision_policy(mixed_precision=False):
+            self.task = tfrs.tasks.Retrieval(
+                metrics=tfrs.metrics.FactorizedTopK(candidates=self.catalog_top_k, ks=EVALUATION_KS),
+                temperature=config.temperature,
+                remove_accidental_hits=config.remove_accidental_hits,
+            )
         self.fusion = None
         if config.fusion:
             # Empty tables until ``set_neighbours``: the fused score is then the model's own.
@@ -154,10 +158,11 @@ class SessionRetrievalModel(SessionTowersModel):
         self.repeat_head = None
         if config.repeat_head:
             self.repeat_head = RepeatHead(config.output_dim, name="repeat_head")
-            self.repeat_gate_task = tfrs.tasks.Ranking(
-                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
-                metrics=[tf.keras.metrics.AUC(from_logits=True, name="repeat_gate_auc")],
-            )
+            with precision_policy(mixed_precision=False):
+                self.repeat_gate_task = tfrs.tasks.Ranking(
+                    loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
+                    metrics=[tf.keras.metrics.AUC(from_logits=True, name="repeat_gate_auc")],
+                )
 
     def compute_loss(self, features, training=False):
         embeddings, mask, items, valid, seen = next_item_positions(

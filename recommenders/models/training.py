@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -22,7 +21,7 @@ from recommenders.models.retrieval import (
     SessionRetrievalModel,
     catalog_log_probabilities,
 )
-from recommenders.models.towers import FIRST_ITEM_INDEX
+from recommenders.models.towers import FIRST_ITEM_INDEX, precision_policy
 from recsys_base.errors import DataError
 from recsys_base.tf_compat import tensorflow
 
@@ -61,17 +60,6 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None):
         learning_rate = tf.keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, steps_per_epoch, config.learning_rate_decay, staircase=True)
     return optimizers[config.optimizer](learning_rate=learning_rate)
-
-
-@contextlib.contextmanager
-def precision_policy(mixed_precision: bool):
-    """Runs the block under ``mixed_float16`` when asked (GPU speed-up), restoring the policy after."""
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
-    try:
-        yield
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def _sequences(events: pd.DataFrame, max_length: int, what: str):
@@ -150,13 +138,15 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     vocab = vocab or FeatureVocabularies.build(train_events, catalog)
     with precision_policy(train_config.mixed_precision):
         model = model_class(vocab, model_config)
-        fusion = getattr(model, "fusion", None)
-        if fusion is not None:
-            fusion.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, model_config.neighbour_specs()))
-        history = fit(model, train_events, validation_events, train_config, monitor,
-                      extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
-        if fusion is not None:
-            history.history["fusion"] = fit_fusion(model, validation_events, train_config)
+    # Outside the policy: tfrs tasks create helper layers while they run (accidental-hit
+    # removal), which must compute in float32 like the tasks' losses.
+    fusion = getattr(model, "fusion", None)
+    if fusion is not None:
+        fusion.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, model_config.neighbour_specs()))
+    history = fit(model, train_events, validation_events, train_config, monitor,
+                  extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
+    if fusion is not None:
+        history.history["fusion"] = fit_fusion(model, validation_events, train_config)
     return model, history
 
 
