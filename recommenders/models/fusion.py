@@ -31,7 +31,7 @@ import numpy as np
 
 from recommenders.features.neighbours import NO_NEIGHBOUR, ItemNeighbours
 from recommenders.models.repeat import log_mix_sparse
-from recommenders.models.towers import FIRST_ITEM_INDEX
+from recommenders.models.towers import FIRST_ITEM_INDEX, PADDING_INDEX
 from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
@@ -106,8 +106,9 @@ class NeighbourFusion(tf.keras.layers.Layer):
 
     def _position_weights(self, items):
         """Per table and position, ``a(t)`` for positions holding items that have neighbours: [B, tables, T]."""
+        # Distances count every event, unknown items too; only known items have neighbours.
+        length = tf.reduce_sum(tf.cast(tf.not_equal(items, PADDING_INDEX), tf.int32), axis=1, keepdims=True)
         mask = items >= FIRST_ITEM_INDEX
-        length = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
         distance = tf.clip_by_value(length - 1 - tf.range(tf.shape(items)[1])[tf.newaxis, :], 0, self.max_distance - 1)
         # Gathered on axis 0: a variable's gather along another axis has no gradient.
         weights = tf.exp(tf.gather(tf.transpose(self.distance_log_weights), distance))  # [B, T, tables]

@@ -43,6 +43,15 @@ def test_earlier_items_weigh_by_their_learned_distance_from_the_end():
     assert fused == pytest.approx(0.5 / 3 + 0.5 * table)
 
 
+def test_an_unknown_item_still_counts_as_a_step_back():
+    # Column 0, an unknown item (index 1), then column 2 (no neighbours): column 0 is two steps
+    # back, the only item with neighbours, so the table is its row alone whatever its weight.
+    fused = np.exp(_fusion(0.5)(UNIFORM, tf.zeros([1, 4]), tf.constant([[2, 1, 4]], tf.int64)).numpy()[0])
+    assert fused == pytest.approx(0.5 / 3 + 0.5 * np.array([0.0, 1.0, 0.0]))
+    weights = _fusion(0.5)._position_weights(tf.constant([[2, 1, 3]], tf.int64)).numpy()[0, 0]
+    assert weights == pytest.approx([0.25, 0.0, 1.0]), "two steps back: 1/4; the unknown item: none"
+
+
 def test_a_session_without_neighbours_keeps_the_models_scores():
     fused = _fusion(0.1)(UNIFORM, tf.zeros([1, 4]), tf.constant([[4, 1, 0]], tf.int64))  # column 2, then unknown
     assert np.exp(fused.numpy()[0]) == pytest.approx([1 / 3] * 3)
