@@ -186,6 +186,7 @@ def retrain_run(previous_run, new_data, run_dir, config: RetrainConfig | None = 
     run_config, previous = _previous_models(previous_run)
     if new_data.events.empty:
         raise DataError("the new data has no events: nothing to retrain on (an empty window)")
+    previous["retrieval"].vocab.check_catalog_keeps_items(new_data.catalog)  # as given, before cleaning touches it
     # A new item has few events on its first day: none is dropped for support.
     window = clean(new_data, CleaningConfig(min_item_support=1)).shop
     recent, validation, holdout = split_window(window.events, config)

@@ -151,12 +151,8 @@ class FeatureVocabularies:
         >>> new.item_ids, new.item_counts, new.categories   # old order kept, c appended
         (['b', 'a', 'c'], [0, 0, 2], ['shoes', 'bags'])
         """
+        self.check_catalog_keeps_items(catalog)
         fresh = FeatureVocabularies.build(train_events, catalog, max_users, max_text_tokens)
-        dropped = sorted(set(self.item_ids) - set(conform_catalog(catalog)["item_id"]))
-        if dropped:
-            shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
-            raise DataError(f"the new catalog drops {len(dropped)} item(s) the serving model still knows: {shown}; "
-                            "keep every served item in the catalog")
         position = {item: index for index, item in enumerate(fresh.item_ids)}
         known = set(self.item_ids)
         item_ids = self.item_ids + [item for item in fresh.item_ids if item not in known]
@@ -177,6 +173,14 @@ class FeatureVocabularies:
             users=appended(self.users, fresh.users, max_users),
             text_tokens=appended(self.text_tokens, fresh.text_tokens, max_text_tokens),
         )
+
+    def check_catalog_keeps_items(self, catalog: pd.DataFrame) -> None:
+        """DataError naming the items of these vocabularies that ``catalog`` lacks, if any."""
+        dropped = sorted(set(self.item_ids) - set(conform_catalog(catalog)["item_id"]))
+        if dropped:
+            shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+            raise DataError(f"the new catalog drops {len(dropped)} item(s) the serving model still knows: {shown}; "
+                            "keep every served item in the catalog")
 
     @property
     def num_items(self) -> int:
