@@ -152,7 +152,7 @@ def replay_sample(history: pd.DataFrame, n_sessions: int, seed: int) -> pd.DataF
 
     >>> history = pd.DataFrame({"session_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "x", "z"]})
     >>> sorted(replay_sample(history, 2, seed=0)["session_id"].unique())
-    ['a', 'b']
+    ['a', 'c']
     """
     sessions = history["session_id"].drop_duplicates().to_numpy()
     chosen = np.random.default_rng(seed).permutation(sessions)[:n_sessions]
