@@ -32,13 +32,14 @@ class DrillSettings:
     compare_cold_start: bool = True
     gate_max_drop: float = 0.02
     holdout_cases: int = 100
+    freshness_days: int = 7  # new shop days the freshness drill retrains and releases (recsys/freshness.py)
     seed: int = 0
 
     def validate(self) -> DrillSettings:
         """Checks every field; returns ``self``."""
         if self.replicas < 2:
             raise ConfigError(f"replicas must be >= 2 (a kill needs a survivor), got {self.replicas}")
-        for name in ("workers", "k", "holdout_cases"):
+        for name in ("workers", "k", "holdout_cases", "freshness_days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("rate_per_worker", "fault_seconds", "poll_seconds", "deadline_s", "first_request_bound_ms"):

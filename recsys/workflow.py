@@ -6,6 +6,8 @@ step reads and writes directories so steps can run separately:
 * data directory (``recsys data generate|import``): split events + catalog + report;
 * run directory (``recsys train``): ``retrieval/`` and ``ranking/`` (weights, vocabularies,
   config), ``recommend_blend.json`` (the recommend pool and blend fitted on validation),
+  ``data_source.json`` (the data directory; ``recsys retrain`` adds its own files, see
+  :mod:`recsys.retrain`),
   ``logs/`` (TensorBoard: scalars, graph, item-embedding projector), ``backup/`` (resume
   state while training);
 * base directory (``recsys export``): ``<model>/<version>/`` SavedModels for TF Serving.
@@ -32,6 +34,8 @@ from recsys_base.fields import check_fields
 
 # The recommend pool and blend fitted on validation after training (recommenders/models/blend.py).
 BLEND_FILE = "recommend_blend.json"
+# The prepared data directory a run was trained on (``{"data_dir": ...}``).
+DATA_SOURCE_FILE = "data_source.json"
 RUN_SECTIONS = {"retrieval": RetrievalConfig, "ranking": RankingConfig, "train": TrainConfig, "recommend": RecommendConfig}
 
 
@@ -151,8 +155,6 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
     """
     config = (config or RunConfig()).validate()
     from recommenders.features.vocabulary import FeatureVocabularies
-    from recommenders.models.projector import write_item_projector
-    from recommenders.models.training import save_trained, train_ranking, train_retrieval
 
     prepared = _load_data(data_dir)
     run_dir = Path(run_dir)
@@ -161,6 +163,23 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
             raise ConfigError(f"{run_dir} already holds a trained model; pass --overwrite or choose another run directory")
     vocab = FeatureVocabularies.build(prepared.train, prepared.catalog)
     (run_dir).mkdir(parents=True, exist_ok=True)
+    # Where the run's events are: a retrain replays older sessions from them (recsys/retrain.py).
+    (run_dir / DATA_SOURCE_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
+    return train_models(prepared.train, prepared.validation, prepared.catalog, vocab, run_dir, config)
+
+
+def train_models(train_events, validation_events, catalog, vocab, run_dir, config: RunConfig, initial_weights=None) -> dict:
+    """Trains retrieval then ranking into ``run_dir``, fits the recommend blend, writes
+    ``run_config.json`` and ``validation_metrics.json``; returns the validation metrics.
+
+    ``initial_weights(part)``, when given, returns the warm start of ``part`` ("retrieval"
+    or "ranking"): the ``initial_weights`` argument of its trainer.
+    """
+    from recommenders.models.projector import write_item_projector
+    from recommenders.models.training import save_trained, train_ranking, train_retrieval
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
     metrics = {}
     for part, trainer, model_config in (
@@ -171,8 +190,9 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
         if not (run_dir / "backup" / part).exists():
             # A fresh start, not a resume: an earlier run's curves would mix into this one's.
             shutil.rmtree(run_dir / "logs" / part, ignore_errors=True)
-        model, history = trainer(prepared.train, prepared.validation, prepared.catalog, model_config, config.train,
-                                 vocab=vocab, log_dir=run_dir / "logs" / part, backup_dir=run_dir / "backup" / part)
+        model, history = trainer(train_events, validation_events, catalog, model_config, config.train, vocab=vocab,
+                                 initial_weights=initial_weights(part) if initial_weights else None,
+                                 log_dir=run_dir / "logs" / part, backup_dir=run_dir / "backup" / part)
         save_trained(model, run_dir / part)
         if part == "retrieval":
             write_item_projector(run_dir / "logs" / part, model)
@@ -183,7 +203,7 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
                   f"{metrics['fusion']['model']:.3f} (model alone) -> {metrics['fusion']['fitted']:.3f}, "
                   f"table scale {metrics['fusion']['table_scale']}", flush=True)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    metrics["recommend"] = fit_blend_run(run_dir, prepared.validation, config.recommend)
+    metrics["recommend"] = fit_blend_run(run_dir, validation_events, config.recommend)
     (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 

@@ -66,6 +66,13 @@ Generative process (tests rely on each numbered property):
    anonymous session of 250 to 600 views of uniformly random items, 0.2 to 2 s apart,
    numbered after the genuine sessions) and ``price_outlier_rate`` (catalog prices
    replaced by 0 or 1e6; behaviour still follows the true price).
+9. **New items** (when ``new_item_days`` > 0). Each of the last ``new_item_days`` days
+   releases ``new_items_per_day`` items (never a category's only launch item), drawn
+   from the catalog above: :func:`release_days` gives each item's first day. A session
+   sees only items released by the day it starts (a successor or popular pick not yet
+   released becomes an intent-category pick), and in the first ``LAUNCH_DAYS`` days
+   after release an item's intent-category logit gets ``LAUNCH_BOOST`` (shops promote
+   what is new). With ``new_item_days`` 0 the shop is exactly the one without this rule.
 
 Example:
 
@@ -161,6 +168,7 @@ _INTENT_POPULARITY = 0.5  # weight of item popularity when choosing in a categor
 _BRAND_BONUS = 1.0  # logit bonus of the favourite brand when choosing in a category
 _CART_BIAS, _PURCHASE_BIAS = -3.4, 0.4
 _MAX_GAP_SECONDS = 1200.0
+LAUNCH_BOOST, LAUNCH_DAYS = 1.5, 3
 _BOT_LENGTH = (250, 600)
 
 
@@ -200,6 +208,8 @@ class SyntheticShopConfig:
     missing_item_rate: float = 0.005
     bot_session_rate: float = 0.002
     price_outlier_rate: float = 0.005
+    new_item_days: int = 0
+    new_items_per_day: int = 0
     clean: bool = False
 
     @classmethod
@@ -229,6 +239,15 @@ class SyntheticShopConfig:
             raise ConfigError(
                 f"SyntheticShopConfig.n_categories ({self.n_categories}) must not exceed n_items ({self.n_items})"
             )
+        if self.new_item_days < 0 or self.new_items_per_day < 0 or (self.new_item_days > 0) != (self.new_items_per_day > 0):
+            raise ConfigError("SyntheticShopConfig.new_item_days and new_items_per_day must both be 0 or both be >= 1, "
+                              f"got {self.new_item_days} and {self.new_items_per_day}")
+        if self.new_item_days >= self.days:
+            raise ConfigError(f"SyntheticShopConfig.new_item_days must be less than days ({self.days}): day 0 launches "
+                              f"the shop, got {self.new_item_days}")
+        if self.new_item_days * self.new_items_per_day > self.n_items - self.n_categories:
+            raise ConfigError(f"SyntheticShopConfig: {self.new_item_days} days x {self.new_items_per_day} new items exceed the "
+                              f"{self.n_items - self.n_categories} items that are not a category's only launch item")
         if not 1 <= self.next_items_per_item < self.n_items:
             raise ConfigError(
                 f"SyntheticShopConfig.next_items_per_item must be between 1 and n_items - 1 "
@@ -266,17 +285,52 @@ def generate_shop(config: SyntheticShopConfig | None = None) -> ShopData:
     ['cart', 'compare', 'purchase', 'search']
     """
     config = (config or SyntheticShopConfig()).validate()
-    catalog_rng, users_rng, sessions_rng, dirt_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4)
+    # The fifth stream (new items) leaves the first four, and so a shop without new items, unchanged.
+    catalog_rng, users_rng, sessions_rng, dirt_rng, release_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5)
     )
     items = _Catalog.generate(config, catalog_rng)
     users = _Users.generate(config, items, users_rng)
-    events = _simulate(config, items, users, sessions_rng)
+    release = _release_days(config, items, release_rng)
+    events = _simulate(config, items, users, sessions_rng, release, release_rng)
     catalog = items.frame()
     if not config.clean:
         events = _add_dirty_events(config, events, items, dirt_rng)
         catalog = _add_price_outliers(config, catalog, dirt_rng)
     return ShopData(events, catalog)
+
+
+def _release_days(config: SyntheticShopConfig, items: _Catalog, rng: np.random.Generator) -> np.ndarray | None:
+    """Each item's release day (property 9), or None when the shop releases no new items."""
+    if not config.new_item_days:
+        return None
+    launch_only = items.members[:, 0]  # every category keeps one launch item
+    eligible = np.setdiff1d(np.arange(len(items.category)), launch_only)
+    released = rng.choice(eligible, config.new_item_days * config.new_items_per_day, replace=False)
+    release = np.zeros(len(items.category), dtype=np.int64)
+    release[released] = config.days - config.new_item_days + np.arange(len(released)) // config.new_items_per_day
+    return release
+
+
+def release_days(config: SyntheticShopConfig) -> pd.Series:
+    """The day (0 = ``start_date``) each item of :func:`generate_shop`'s catalog is released
+    (property 9), indexed by item id: 0 for every item when ``new_item_days`` is 0.
+
+    >>> days = release_days(SyntheticShopConfig.small(new_item_days=2, new_items_per_day=3))
+    >>> days.value_counts().sort_index().to_dict()
+    {0: 294, 12: 3, 13: 3}
+    """
+    config = config.validate()
+    catalog_rng, _, _, _, release_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(5))
+    items = _Catalog.generate(config, catalog_rng)
+    release = _release_days(config, items, release_rng)
+    return pd.Series(np.zeros(len(items.category), np.int64) if release is None else release, index=items.item_ids, name="release_day")
+
+
+def session_days(events: pd.DataFrame, config: SyntheticShopConfig) -> pd.Series:
+    """The day (0 = ``start_date``) each session of ``events`` started, indexed by session id."""
+    started = events.groupby("session_id")["timestamp"].min()
+    return ((started - pd.Timestamp(config.start_date)) // pd.Timedelta(days=1)).astype(np.int64).rename("day")
 
 
 def _pseudo_words(rng: np.random.Generator, count: int, taken: set[str]) -> list[str]:
@@ -395,9 +449,14 @@ class _Catalog:
         )
 
     def pick_in_category(
-        self, categories: np.ndarray, users: _Users, user: np.ndarray, last: np.ndarray, rng: np.random.Generator
+        self, categories: np.ndarray, users: _Users, user: np.ndarray, last: np.ndarray, rng: np.random.Generator,
+        release: np.ndarray | None = None, day: np.ndarray | None = None,
     ) -> np.ndarray:
-        """One item per row from ``categories``, by popularity, price match and brand; avoids ``last``."""
+        """One item per row from ``categories``, by popularity, price match and brand; avoids ``last``.
+
+        With ``release`` (each item's release day) and ``day`` (each row's), only released
+        items are candidates and recently released ones get the launch boost (property 9).
+        """
         candidates = self.members[categories]
         valid = candidates >= 0
         safe = np.where(valid, candidates, 0)
@@ -406,6 +465,10 @@ class _Catalog:
             - (self.price_level[safe] - users.price_level[user, None]) ** 2 / (2 * _PRICE_TOLERANCE**2)
             + _BRAND_BONUS * (self.brand[safe] == users.favourite_brand[user, None])
         )
+        if release is not None:
+            age = day[:, None] - release[safe]
+            valid &= age >= 0
+            logits = logits + LAUNCH_BOOST * ((release[safe] > 0) & (age < LAUNCH_DAYS))
         # A one-item category may leave only ``last``: keep it possible rather than pick padding.
         logits = np.where(candidates == last[:, None], -50.0, logits)
         logits = np.where(valid, logits, -np.inf)
@@ -508,8 +571,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _browse(config: SyntheticShopConfig, items: _Catalog, users: _Users, user, length, rng):
-    """Steps every session forward together (property 4); returns viewed items, searches, intents."""
+def _browse(config: SyntheticShopConfig, items: _Catalog, users: _Users, user, length, rng, release=None, day=None):
+    """Steps every session forward together (property 4); returns viewed items, searches, intents.
+
+    With ``release`` and each session's ``day``, unreleased items are never viewed (property 9)."""
     n, width = len(user), int(length.max())
     viewed = np.full((n, width), -1, dtype=np.int64)
     searched = np.zeros((n, width), dtype=bool)
@@ -545,8 +610,13 @@ def _browse(config: SyntheticShopConfig, items: _Catalog, users: _Users, user, l
         rows = np.flatnonzero(wander)
         picked = np.searchsorted(popularity_cdf, rng.random(len(rows)) * popularity_cdf[-1], side="right")
         choice[rows] = np.minimum(picked, len(popularity_cdf) - 1)
+        if release is not None:  # an unreleased successor or popular pick becomes an intent pick
+            picked = np.flatnonzero(follow | wander)
+            unreleased = picked[release[choice[picked]] > day[active[picked]]]
+            follow[unreleased] = wander[unreleased] = False
         rows = np.flatnonzero(~(follow | go_back | wander))
-        choice[rows] = items.pick_in_category(categories[rows], users, who[rows], last[rows], rng)
+        released = {} if release is None else {"release": release, "day": day[active[rows]]}
+        choice[rows] = items.pick_in_category(categories[rows], users, who[rows], last[rows], rng, **released)
 
         viewed[active, step] = choice
         searched[active, step] = is_search
@@ -578,9 +648,10 @@ def _queries(items: _Catalog, item: np.ndarray, rng: np.random.Generator) -> lis
     return [" ".join(w[k]) for w, k in zip(words, keep)]
 
 
-def _start_seconds(config: SyntheticShopConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Seconds after ``start_date`` at which ``n`` sessions begin (property 7)."""
-    day = rng.integers(0, config.days, n)
+def _start_seconds(config: SyntheticShopConfig, n: int, rng: np.random.Generator, day: np.ndarray | None = None) -> np.ndarray:
+    """Seconds after ``start_date`` at which ``n`` sessions begin (property 7), on ``day`` if given."""
+    if day is None:
+        day = rng.integers(0, config.days, n)
     hour = rng.choice(24, n, p=_HOUR_PROFILE / _HOUR_PROFILE.sum())
     return day * 86_400.0 + hour * 3_600.0 + rng.random(n) * 3_600.0
 
@@ -596,14 +667,17 @@ def _sorted_by_time(events: pd.DataFrame) -> pd.DataFrame:
     return events.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def _simulate(config: SyntheticShopConfig, items: _Catalog, users: _Users, rng: np.random.Generator) -> pd.DataFrame:
-    """The genuine events of ``config.n_sessions`` sessions (properties 4 to 7)."""
+def _simulate(config: SyntheticShopConfig, items: _Catalog, users: _Users, rng: np.random.Generator,
+              release: np.ndarray | None = None, release_rng: np.random.Generator | None = None) -> pd.DataFrame:
+    """The genuine events of ``config.n_sessions`` sessions (properties 4 to 7 and 9)."""
     n = config.n_sessions
     user = rng.choice(config.n_users, n, p=users.activity / users.activity.sum())
     anonymous = rng.random(n) < config.anonymous_rate
     length = np.minimum(rng.geometric(1.0 / config.mean_session_length, n), config.max_session_length)
     propensity = rng.normal(0.0, 0.7, n)
-    viewed, searched, intent_at = _browse(config, items, users, user, length, rng)
+    # With new items a session's day must be known while it browses: drawn up front, from the release stream.
+    day = None if release is None else release_rng.integers(0, config.days, n)
+    viewed, searched, intent_at = _browse(config, items, users, user, length, rng, release, day)
 
     mask = viewed >= 0
     session, step = np.nonzero(mask)
@@ -634,7 +708,7 @@ def _simulate(config: SyntheticShopConfig, items: _Catalog, users: _Users, rng: 
     elapsed = np.cumsum(gap)
     elapsed -= elapsed[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))]
 
-    start = _start_seconds(config, n, rng)
+    start = _start_seconds(config, n, rng, day)
     rank = np.empty(n, dtype=np.int64)
     rank[np.argsort(start, kind="stable")] = np.arange(n)
     user_ids = _id_strings("user", config.n_users, 5)[user]

@@ -130,6 +130,58 @@ class FeatureVocabularies:
             price_boundaries=price_boundaries,
         )
 
+    def grown(self, train_events: pd.DataFrame, catalog: pd.DataFrame, max_users: int = 100_000,
+              max_text_tokens: int = 20_000) -> FeatureVocabularies:
+        """These vocabularies grown by new training events and a new catalog, old indices kept.
+
+        Every old entry keeps its position (so weights learned for it stay valid) and new
+        ones are appended: items (most frequent in ``train_events`` first, then catalog-only
+        ones), categories, brands, users and title/query tokens. Price buckets keep their
+        boundaries. Content of known items and ``item_counts`` come from the new data. A
+        catalog that drops an item of these vocabularies is refused (DataError): the serving
+        model still recommends it.
+
+        >>> import pandas as pd
+        >>> from recommenders.data import schema
+        >>> events = schema.conform_events(pd.DataFrame({"session_id": ["s1", "s1"], "item_id": ["b", "a"],
+        ...     "event_type": "view", "timestamp": pd.date_range("2024-01-01", periods=2, freq="min")}))
+        >>> old = FeatureVocabularies.build(events, pd.DataFrame({"item_id": ["a", "b"], "category": ["shoes", "shoes"]}))
+        >>> new_events = events.assign(item_id=["c", "c"])
+        >>> new = old.grown(new_events, pd.DataFrame({"item_id": ["a", "b", "c"], "category": ["shoes", "shoes", "bags"]}))
+        >>> new.item_ids, new.item_counts, new.categories   # old order kept, c appended
+        (['b', 'a', 'c'], [0, 0, 2], ['shoes', 'bags'])
+        """
+        self.check_catalog_keeps_items(catalog)
+        fresh = FeatureVocabularies.build(train_events, catalog, max_users, max_text_tokens)
+        position = {item: index for index, item in enumerate(fresh.item_ids)}
+        known = set(self.item_ids)
+        item_ids = self.item_ids + [item for item in fresh.item_ids if item not in known]
+        order = [position[item] for item in item_ids]
+
+        def appended(old: list, new: list, limit: int | None = None) -> list:
+            known = set(old)
+            extra = [value for value in new if value not in known]
+            return old + extra[: None if limit is None else max(0, limit - len(old))]
+
+        return dataclasses.replace(
+            self,
+            item_ids=item_ids,
+            **{name: [getattr(fresh, name)[i] for i in order]
+               for name in ("item_counts", "item_categories", "item_brands", "item_prices", "item_titles")},
+            categories=appended(self.categories, fresh.categories),
+            brands=appended(self.brands, fresh.brands),
+            users=appended(self.users, fresh.users, max_users),
+            text_tokens=appended(self.text_tokens, fresh.text_tokens, max_text_tokens),
+        )
+
+    def check_catalog_keeps_items(self, catalog: pd.DataFrame) -> None:
+        """DataError naming the items of these vocabularies that ``catalog`` lacks, if any."""
+        dropped = sorted(set(self.item_ids) - set(conform_catalog(catalog)["item_id"]))
+        if dropped:
+            shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+            raise DataError(f"the new catalog drops {len(dropped)} item(s) the serving model still knows: {shown}; "
+                            "keep every served item in the catalog")
+
     @property
     def num_items(self) -> int:
         return len(self.item_ids)

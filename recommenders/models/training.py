@@ -133,16 +133,18 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
 
 
 def _train(model_class, monitor, callbacks, train_events, validation_events, catalog, model_config, train_config,
-           vocab, **fit_kwargs):
+           vocab, initial_weights=None, **fit_kwargs):
     tf.keras.utils.set_random_seed(train_config.seed)
     vocab = vocab or FeatureVocabularies.build(train_events, catalog)
     with precision_policy(train_config.mixed_precision):
         model = model_class(vocab, model_config)
+    if initial_weights is not None:  # a warm start (recommenders/models/warm_start.py)
+        initial_weights(model)
+    fusion = getattr(model, "fusion", None)
+    if fusion is not None:  # counted on this run's training events, also after a warm start
+        fusion.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, model_config.neighbour_specs()))
     # Outside the policy: tfrs tasks create helper layers while they run (accidental-hit
     # removal), which must compute in float32 like the tasks' losses.
-    fusion = getattr(model, "fusion", None)
-    if fusion is not None:
-        fusion.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, model_config.neighbour_specs()))
     history = fit(model, train_events, validation_events, train_config, monitor,
                   extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
     if fusion is not None:
@@ -218,17 +220,23 @@ def _right_padded(blocks: list[np.ndarray]) -> np.ndarray:
 
 
 def train_retrieval(train_events, validation_events, catalog, model_config: RetrievalConfig,
-                    train_config: TrainConfig, vocab: FeatureVocabularies | None = None, **fit_kwargs):
-    """Builds vocabularies (unless given) and fits a :class:`SessionRetrievalModel`; see :func:`fit`."""
+                    train_config: TrainConfig, vocab: FeatureVocabularies | None = None, initial_weights=None,
+                    **fit_kwargs):
+    """Builds vocabularies (unless given) and fits a :class:`SessionRetrievalModel`; see :func:`fit`.
+
+    ``initial_weights(model)``, when given, sets the new model's weights before fitting (a warm start).
+    """
     return _train(SessionRetrievalModel, RETRIEVAL_MONITOR, [RefreshCatalogIndex()], train_events, validation_events,
-                  catalog, model_config, train_config, vocab, **fit_kwargs)
+                  catalog, model_config, train_config, vocab, initial_weights, **fit_kwargs)
 
 
 def train_ranking(train_events, validation_events, catalog, model_config: RankingConfig,
-                  train_config: TrainConfig, vocab: FeatureVocabularies | None = None, **fit_kwargs):
-    """Builds vocabularies (unless given) and fits a :class:`MultiTaskRanker`; see :func:`fit`."""
+                  train_config: TrainConfig, vocab: FeatureVocabularies | None = None, initial_weights=None,
+                  **fit_kwargs):
+    """Builds vocabularies (unless given) and fits a :class:`MultiTaskRanker`; see :func:`fit` and
+    :func:`train_retrieval` for ``initial_weights``."""
     return _train(MultiTaskRanker, RANKING_MONITOR, [], train_events, validation_events, catalog, model_config,
-                  train_config, vocab, **fit_kwargs)
+                  train_config, vocab, initial_weights, **fit_kwargs)
 
 
 def save_trained(model, directory) -> Path:

@@ -10,6 +10,8 @@ from pathlib import Path
 from drills.scenarios import DrillSettings
 from recsys.cli.flags import field_flag, field_values
 
+FRESHNESS = "freshness"
+
 
 def register(subparsers) -> None:
     """Adds the ``drill`` command to the ``recsys`` parser."""
@@ -21,7 +23,8 @@ def register(subparsers) -> None:
         "Exits 1 if any drill failed.",
     )
     drill.add_argument("--scenario", action="append", dest="scenarios", metavar="NAME",
-                       help="scenario to run, repeatable (default: all; an unknown name lists them)")
+                       help="scenario to run, repeatable (default: all fault drills; an unknown name lists them); "
+                            f"'{FRESHNESS}' trains and retrains a tiny shop under load (minutes), run only when named")
     drill.add_argument("--model-base", type=Path,
                        help="exported models directory (saved_models/); default: the toy contract models")
     drill.add_argument("--holdout", type=Path, help="prepared data directory whose test split feeds the canary gate (with --model-base)")
@@ -33,6 +36,7 @@ def register(subparsers) -> None:
         ("fault_seconds", "how long load runs after each fault", None),
         ("first_request_bound_ms", "restart drill: bound on the first request's latency", None),
         ("gate_max_drop", "canary gate: largest hit-rate drop vs stable that still promotes", None),
+        ("freshness_days", "freshness drill: new shop days retrained and released under load", None),
     ):
         field_flag(drill, DrillSettings, field, text, flag)
     drill.add_argument("--json", type=Path, help="also write the results as JSON to this file")
@@ -44,11 +48,27 @@ def _drill(args: argparse.Namespace) -> int:
     from drills.runner import results_as_dicts
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    settings = DrillSettings(**field_values(args, DrillSettings))
-    config = DrillConfig(scenarios=tuple(args.scenarios or SCENARIOS), model_base=args.model_base,
-                         holdout=args.holdout, workdir=args.workdir, settings=settings)
-    results = run_drills(config)
+    settings = DrillSettings(**field_values(args, DrillSettings)).validate()
+    scenarios = tuple(args.scenarios or SCENARIOS)
+    faults = tuple(name for name in scenarios if name != FRESHNESS)
+    results = []
+    if faults:
+        results += run_drills(DrillConfig(scenarios=faults, model_base=args.model_base, holdout=args.holdout,
+                                          workdir=args.workdir, settings=settings))
+    if FRESHNESS in scenarios:
+        results.append(_freshness(args.workdir, settings))
     print(format_report(results))
     if args.json is not None:
         args.json.write_text(json.dumps(results_as_dicts(results), indent=1))
     return 0 if all(result.passed for result in results) else 1
+
+
+def _freshness(workdir, settings: DrillSettings):
+    import tempfile
+
+    from recsys.freshness import freshness
+
+    if workdir is not None:
+        return freshness(Path(workdir) / FRESHNESS, settings)
+    with tempfile.TemporaryDirectory(prefix="recsys-freshness-") as scratch:
+        return freshness(Path(scratch), settings)

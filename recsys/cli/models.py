@@ -1,10 +1,12 @@
-"""``recsys train | evaluate | export | demo``: model commands over data and run directories."""
+"""``recsys train | evaluate | export | retrain | demo``: model commands over data and run directories."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from recsys.cli.flags import field_flag, field_values
+from recsys.retrain import RetrainConfig
 from recsys.workflow import RUN_SECTIONS
 from recsys_base.errors import ConfigError
 
@@ -80,6 +82,29 @@ def register(subparsers) -> None:
     export.add_argument("--version", type=int, help="version number (default: next free)")
     export.set_defaults(func=_export)
 
+    retrain = subparsers.add_parser(
+        "retrain", help="warm-start the last run on new data, export the next version, gate it against stable",
+        description="Grows the last run's vocabularies by the new items, copies its weights, trains on the new sessions "
+        "plus a replay of older ones, exports the next version and promotes it (moves stable in the models config) "
+        "only if it scores at least as well as the serving version on the latest new sessions.")
+    retrain.add_argument("--from", dest="previous_run", required=True, type=Path, help="the last run directory (the serving version's)")
+    retrain.add_argument("--events", required=True, type=Path, help="new events since that run (csv or parquet, canonical columns)")
+    retrain.add_argument("--catalog", required=True, type=Path, help="the current catalog (csv or parquet); must keep every served item")
+    retrain.add_argument("--run", required=True, type=Path, help="run directory for the retrained models")
+    retrain.add_argument("--base", type=Path, default=Path("saved_models"), help="model base directory to export to")
+    retrain.add_argument("--models-config", required=True, type=Path, help="models.config whose stable label names the serving version")
+    retrain.add_argument("--server", action="append", default=[], metavar="HOST:PORT",
+                         help="running server to reload with the new labels, repeatable (TF Serving's two-step label move)")
+    retrain.add_argument("--overwrite", action="store_true", help="replace a finished run in --run")
+    for field, text in (("epochs", "epochs from the warm start"), ("replay_ratio", "older sessions replayed per new session"),
+                        ("validation_fraction", "share of new sessions (before the holdout) for validation"),
+                        ("holdout_fraction", "share of the latest new sessions the gate scores on"),
+                        ("new_item_init", "new items' id embeddings: category_mean, zeros or random"),
+                        ("gate_k", "the gate's cut-off K"), ("max_drop", "largest HR@K drop vs stable that still promotes"),
+                        ("seed", "seed of the replay sample")):
+        field_flag(retrain, RetrainConfig, field, text)
+    retrain.set_defaults(func=_retrain)
+
     demo = subparsers.add_parser("demo", help="generate the synthetic shop, train, evaluate, export, recommend")
     demo.add_argument("--workdir", type=Path, default=Path("artifacts/demo"), help="where data and the run go")
     demo.add_argument("--base", type=Path, default=Path("saved_models"), help="model base directory for the export")
@@ -122,6 +147,18 @@ def _export(args) -> int:
         raise ConfigError(f"--base {args.base} is a file, not a directory")
     for name, path in export_run(args.run, args.base, args.version).items():
         print(f"exported {name}: {path}")
+    return 0
+
+
+def _retrain(args) -> int:
+    from recsys.retrain import load_new_data, release, retrain_run, stable_version
+
+    config = RetrainConfig(**field_values(args, RetrainConfig)).validate()
+    serving = stable_version(args.models_config)  # before any work: no serving version, nothing to gate against
+    result = retrain_run(args.previous_run, load_new_data(args.events, args.catalog), args.run, config, args.overwrite)
+    print(f"retrained {args.run} from {args.previous_run} (serving version {serving}): {len(result.new_items)} new items")
+    decision = release(result, args.base, args.models_config, args.server)
+    print(decision.reason)
     return 0
 
 

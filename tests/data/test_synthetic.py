@@ -275,3 +275,28 @@ def test_dirt_is_only_added_rows(clean_shop, dirty_shop):
 def test_bad_config_fields_are_named(overrides, field):
     with pytest.raises(ConfigError, match=rf"SyntheticShopConfig\.{field}\b"):
         SyntheticShopConfig.small(**overrides).validate()
+
+
+def test_new_items_are_released_day_by_day_and_never_seen_before_their_day():
+    from recommenders.data.synthetic import release_days, session_days
+
+    config = SyntheticShopConfig.small(n_sessions=2_000, new_item_days=3, new_items_per_day=4, clean=True)
+    shop = generate_shop(config)
+    release = release_days(config)
+    assert release.value_counts().to_dict() == {0: 288, 11: 4, 12: 4, 13: 4}
+    views = shop.events.dropna(subset=["item_id"])
+    day = views["session_id"].map(session_days(shop.events, config)).to_numpy()
+    released = views["item_id"].map(release).to_numpy()
+    assert (released <= day).all()
+    # Launched and promoted: most of each day's new items are viewed on their first day.
+    for new_day in (11, 12, 13):
+        fresh = set(views["item_id"][(released == new_day) & (day == new_day)])
+        assert len(fresh) >= 3, new_day
+    assert generate_shop(config).events.equals(shop.events)
+
+
+def test_new_item_settings_are_checked():
+    with pytest.raises(ConfigError, match="new_item_days and new_items_per_day must both"):
+        SyntheticShopConfig.small(new_item_days=2).validate()
+    with pytest.raises(ConfigError, match="new_item_days must be less than days"):
+        SyntheticShopConfig.small(new_item_days=14, new_items_per_day=1).validate()
