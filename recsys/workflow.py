@@ -150,13 +150,13 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
     An interrupted run resumes from ``run_dir/backup`` when started again.
 
     With ``config.train.distribute == "multi-worker"`` every worker of the cluster runs this
-    same call; only the chief writes ``run_dir`` (the other workers return after training,
-    without the recommend fit), and ``run_dir/backup`` must be storage all workers share
+    same call; only the chief writes ``run_dir`` (the other workers skip the recommend fit
+    and wait for the chief to finish), and ``run_dir/backup`` must be storage all workers share
     for a resume to restore every worker.
     """
     config = (config or RunConfig()).validate()
     from recommenders.features.vocabulary import FeatureVocabularies
-    from recommenders.models.distribute import is_chief, strategy_for, written_by_chief
+    from recommenders.models.distribute import is_chief, leave_together, strategy_for, written_by_chief
     from recommenders.models.projector import write_item_projector
     from recommenders.models.training import save_trained, train_ranking, train_retrieval
 
@@ -187,11 +187,11 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
         if part == "retrieval" and chief:
             write_item_projector(run_dir / "logs" / part, model)
         metrics[part] = {name: float(values[-1]) for name, values in history.history.items() if name.startswith("val_")}
-    if not chief:
-        return metrics
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    metrics["recommend"] = fit_blend_run(run_dir, prepared.validation, config.recommend)
-    (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
+    if chief:
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        metrics["recommend"] = fit_blend_run(run_dir, prepared.validation, config.recommend)
+        (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
+    leave_together(strategy)
     return metrics
 
 

@@ -124,6 +124,15 @@ def written_by_chief(directory, strategy):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def leave_together(strategy) -> None:
+    """Returns once every worker of ``strategy`` has called it (at once without a cluster).
+
+    A worker that exits while the chief still works (fitting the recommend blend) reads,
+    to the chief's coordination service, as a crashed task.
+    """
+    strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1)), axis=None)
+
+
 def replicas() -> int:
     """How many replicas share the global batch (1 outside a strategy)."""
     return tf.distribute.get_strategy().num_replicas_in_sync

@@ -143,6 +143,9 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     if train_config.xla:
         tf.config.optimizer.set_jit("autoclustering")
     model.compile(optimizer=optimizer)
+    # Metric results are already global (Keras merges them across replicas); the default
+    # ("auto", a sum) adds them up again over the workers of a multi-worker cluster.
+    model.distribute_reduction_method = "first"
     return model.fit(train, validation_data=validation, epochs=train_config.epochs, steps_per_epoch=steps_per_epoch,
                      callbacks=callbacks, verbose=train_config.verbose)
 

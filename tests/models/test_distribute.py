@@ -125,6 +125,11 @@ def test_two_workers_on_loopback_train_and_the_chief_run_exports(small_shop_dir,
     for worker, (_, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     assert "recommend:" in outputs[0][0] and "recommend:" not in outputs[1][0]  # only the chief fits the blend
+    validation = json.loads((run / "validation_metrics.json").read_text())
+    rates = {name: value for part in ("retrieval", "ranking") for name, value in validation[part].items()
+             if name.endswith(("_auc", "_accuracy"))}
+    assert len(rates) == 6 and all(0 <= value <= 1 for value in rates.values()), rates  # not summed over workers
+    assert rates["val_factorized_top_k/top_20_categorical_accuracy"] > 0.5
     assert sorted(path.name for path in run.iterdir()) == [
         "logs", "ranking", "recommend_blend.json", "retrieval", "run_config.json", "validation_metrics.json"]
 
