@@ -152,19 +152,27 @@ def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: boo
     """Trains retrieval and ranking on ``data_dir``'s train split; returns final validation metrics.
 
     An interrupted run resumes from ``run_dir/backup`` when started again.
+
+    With ``config.train.distribute == "multi-worker"`` every worker of the cluster runs this
+    same call; only the chief writes ``run_dir`` (the other workers skip the recommend fit
+    and wait for the chief to finish), and ``run_dir/backup`` must be storage all workers share
+    for a resume to restore every worker.
     """
     config = (config or RunConfig()).validate()
     from recommenders.features.vocabulary import FeatureVocabularies
+    from recommenders.models.distribute import is_chief, strategy_for
 
+    strategy = strategy_for(config.train.distribute)  # a bad TF_CONFIG fails here, before the data is read
     prepared = _load_data(data_dir)
     run_dir = Path(run_dir)
     for part in ("retrieval", "ranking"):
         if (run_dir / part / "config.json").exists() and not overwrite:
             raise ConfigError(f"{run_dir} already holds a trained model; pass --overwrite or choose another run directory")
     vocab = FeatureVocabularies.build(prepared.train, prepared.catalog)
-    (run_dir).mkdir(parents=True, exist_ok=True)
-    # Where the run's events are: a retrain replays older sessions from them (recsys/retrain.py).
-    (run_dir / DATA_SOURCE_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
+    if is_chief(strategy):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # Where the run's events are: a retrain replays older sessions from them (recsys/retrain.py).
+        (run_dir / DATA_SOURCE_FILE).write_text(json.dumps({"data_dir": str(Path(data_dir).resolve())}))
     return train_models(prepared.train, prepared.validation, prepared.catalog, vocab, run_dir, config)
 
 
@@ -173,28 +181,34 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
     ``run_config.json`` and ``validation_metrics.json``; returns the validation metrics.
 
     ``initial_weights(part)``, when given, returns the warm start of ``part`` ("retrieval"
-    or "ranking"): the ``initial_weights`` argument of its trainer.
+    or "ranking"): the ``initial_weights`` argument of its trainer. Under a multi-worker
+    strategy only the chief writes (see :func:`train_run`).
     """
+    from recommenders.models.distribute import is_chief, leave_together, strategy_for, written_by_chief
     from recommenders.models.projector import write_item_projector
     from recommenders.models.training import save_trained, train_ranking, train_retrieval
 
+    strategy = strategy_for(config.train.distribute)
+    chief = is_chief(strategy)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
     metrics = {}
     for part, trainer, model_config in (
         ("retrieval", train_retrieval, config.retrieval),
         ("ranking", train_ranking, config.ranking),
     ):
         print(f"training {part} ...", flush=True)
-        if not (run_dir / "backup" / part).exists():
+        if chief and not (run_dir / "backup" / part).exists():
             # A fresh start, not a resume: an earlier run's curves would mix into this one's.
             shutil.rmtree(run_dir / "logs" / part, ignore_errors=True)
         model, history = trainer(train_events, validation_events, catalog, model_config, config.train, vocab=vocab,
                                  initial_weights=initial_weights(part) if initial_weights else None,
                                  log_dir=run_dir / "logs" / part, backup_dir=run_dir / "backup" / part)
-        save_trained(model, run_dir / part)
-        if part == "retrieval":
+        with written_by_chief(run_dir / part, strategy) as directory:  # every worker saves: it takes collectives
+            save_trained(model, directory)
+        if part == "retrieval" and chief:
             write_item_projector(run_dir / "logs" / part, model)
         metrics[part] = {name: float(values[-1]) for name, values in history.history.items() if name.startswith("val_")}
         if "fusion" in history.history:
@@ -202,9 +216,11 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
             print(f"fusion gate fitted on {metrics['fusion']['examples']:,} validation next items: log-likelihood "
                   f"{metrics['fusion']['model']:.3f} (model alone) -> {metrics['fusion']['fitted']:.3f}, "
                   f"table scale {metrics['fusion']['table_scale']}", flush=True)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    metrics["recommend"] = fit_blend_run(run_dir, validation_events, config.recommend)
-    (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
+    if chief:
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        metrics["recommend"] = fit_blend_run(run_dir, validation_events, config.recommend)
+        (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
+    leave_together(strategy)
     return metrics
 
 

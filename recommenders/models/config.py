@@ -160,8 +160,12 @@ class TrainConfig:
     mixed_precision: bool = False
     xla: bool = False  # XLA auto-clustering: compiles the numeric parts, leaves string lookups to TF
     verbose: int = 1
+    # tf.distribute strategy (models/distribute.py): one device, this machine's devices, or a
+    # cluster of workers described by TF_CONFIG. batch_size stays the global batch.
+    distribute: str = "none"
 
     OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
+    DISTRIBUTE = ("none", "mirrored", "multi-worker")
 
     def validate(self) -> TrainConfig:
         check_fields(self)
@@ -172,6 +176,8 @@ class TrainConfig:
         _check(self.optimizer in self.OPTIMIZERS, f"optimizer must be one of {', '.join(self.OPTIMIZERS)}, got {self.optimizer!r}")
         _check(self.max_length >= 2, f"max_length must be at least 2, got {self.max_length}")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
+        _check(self.distribute in self.DISTRIBUTE,
+               f"distribute must be one of {', '.join(self.DISTRIBUTE)}, got {self.distribute!r}")
         return self
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RANKING_TASKS, RankingConfig
+from recommenders.models.distribute import share_of_mean
 from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionTowersModel, last_position
 from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
@@ -59,7 +60,9 @@ class MultiTaskRanker(SessionTowersModel):
         self.heads = {task: tf.keras.layers.Dense(1, dtype="float32", name=f"{task}_logit") for task in RANKING_TASKS}
         self.tasks = {
             task: tfrs.tasks.Ranking(
-                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                # Summed here and divided by the global batch's label count in compute_loss:
+                # a replica's share of the mean (models/distribute.py).
+                loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
                 metrics=[
                     tf.keras.metrics.AUC(from_logits=True, name=f"{task}_auc"),
                     tf.keras.metrics.BinaryCrossentropy(from_logits=True, name=f"{task}_log_loss"),
@@ -110,14 +113,14 @@ class MultiTaskRanker(SessionTowersModel):
             "purchase": clicked & later[..., _PURCHASE],
         }
         logits = self.logits(session, candidates, seen, training=training)
-        return tf.add_n([
+        return share_of_mean(tf.add_n([
             self.task_weights[task] * self.tasks[task](
                 labels=tf.reshape(tf.cast(labels[task], tf.float32), [-1, 1]),
                 predictions=tf.reshape(logits[task], [-1, 1]),
                 compute_metrics=not training,
             )
             for task in RANKING_TASKS
-        ])
+        ]), tf.size(candidates))
 
     def rank(self, features, candidate_ids, training=None):
         """Probabilities per task and their weighted sum for candidates [B, C] of each session."""

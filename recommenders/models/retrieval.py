@@ -6,6 +6,7 @@ import numpy as np
 
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig
+from recommenders.models.distribute import share_of_mean
 from recommenders.models.fusion import NeighbourFusion
 from recommenders.models.repeat import RepeatHead, mix_with_catalog, repeat_targets
 from recommenders.models.towers import (
@@ -172,11 +173,14 @@ class SessionRetrievalModel(SessionTowersModel):
         if self.repeat_head is not None:
             gate, pointer = self.repeat_head(embeddings, seen, items, training=training)
             seen, log_likelihood = repeat_targets(items, items[:, 1:], pointer[:, :-1])
-            loss += self.repeat_gate_task(
-                labels=tf.cast(tf.boolean_mask(seen, valid), tf.float32),
-                predictions=tf.boolean_mask(gate[:, :-1], valid),
+            gate_labels = tf.cast(tf.boolean_mask(seen, valid), tf.float32)[:, tf.newaxis]
+            # The gate's loss is its mean over the batch's positions; summed over the [N, 1]
+            # labels here, then this replica's share of the global mean (models/distribute.py).
+            loss += share_of_mean(self.repeat_gate_task(
+                labels=gate_labels,
+                predictions=tf.boolean_mask(gate[:, :-1], valid)[:, tf.newaxis],
                 compute_metrics=not training,
-            )
+            ), tf.size(gate_labels))
             loss -= tf.reduce_sum(tf.boolean_mask(log_likelihood, valid))
         return loss
 

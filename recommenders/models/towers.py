@@ -14,6 +14,7 @@ import numpy as np
 from recommenders.features.sequences import SESSION_QUERIES
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TowerConfig
+from recommenders.models.distribute import replica_share, replicas
 from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
 
@@ -365,13 +366,15 @@ class SessionTowersModel(tfrs.Model):
     def _step_losses(self, inputs, training: bool) -> dict:
         losses = {"loss": self.compute_loss(inputs, training=training)}
         if self.losses:
-            losses["regularization_loss"] = tf.add_n([tf.reduce_sum(loss) for loss in self.losses])
+            # Every replica holds the whole regularization loss; gradients are summed over replicas.
+            losses["regularization_loss"] = replica_share(tf.add_n([tf.reduce_sum(loss) for loss in self.losses]))
             losses["total_loss"] = losses["loss"] + losses["regularization_loss"]
         return losses
 
     def _loss_logs(self, losses: dict) -> dict:
         for name, value in losses.items():
-            self.loss_means[name].update_state(value)
+            # A replica's loss is its share of the global batch's, and Keras averages replicas.
+            self.loss_means[name].update_state(value * replicas())
         return {name: self.loss_means[name].result() for name in losses}
 
     def train_step(self, inputs):

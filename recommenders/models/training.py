@@ -1,4 +1,9 @@
-"""Fitting the models: data pipelines, optimizer, callbacks (TensorBoard, early stopping, resume)."""
+"""Fitting the models: data pipelines, optimizer, callbacks (TensorBoard, early stopping, resume).
+
+Training runs under the ``tf.distribute`` strategy of ``TrainConfig.distribute``
+(:mod:`recommenders.models.distribute`): :func:`_train` builds the model and optimizer in
+its scope and Keras ``fit`` splits every global batch over the replicas.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from recommenders.features.neighbours import ItemNeighbours
 from recommenders.features.sequences import batches_per_epoch, sessions_to_arrays, to_dataset
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recommenders.models.distribute import strategy_for
 from recommenders.models.fusion import fit_gate
 from recommenders.models.ranking import MultiTaskRanker
 from recommenders.models.retrieval import (
@@ -99,6 +105,14 @@ def resumable_stream(dataset, start: StreamStart):
     return tf.data.Dataset.from_tensors(0).flat_map(lambda _: stream.skip(start.step))
 
 
+def _sharded_by_data(dataset):
+    """``dataset`` split over workers by its elements: each takes its part of every global
+    batch. The pipeline reads arrays in memory, so there are no files to shard by."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def fit(model, train_events, validation_events, train_config: TrainConfig, monitor: str,
         log_dir=None, backup_dir=None, extra_callbacks=(), backup_every_steps: int | None = None):
     """Fits ``model`` on every position of the training sessions, validating each epoch.
@@ -114,8 +128,8 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
     optimizer = make_optimizer(train_config, steps_per_epoch)
     start = StreamStart(optimizer)
-    train = resumable_stream(train, start)
-    validation = to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512)
+    train = _sharded_by_data(resumable_stream(train, start))
+    validation = _sharded_by_data(to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512))
     callbacks = list(extra_callbacks)
     if train_config.early_stopping_patience:
         callbacks.append(tf.keras.callbacks.EarlyStopping(
@@ -128,15 +142,20 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     if train_config.xla:
         tf.config.optimizer.set_jit("autoclustering")
     model.compile(optimizer=optimizer)
+    # Metric results are already global (Keras merges them across replicas); the default
+    # ("auto", a sum) adds them up again over the workers of a multi-worker cluster.
+    model.distribute_reduction_method = "first"
     return model.fit(train, validation_data=validation, epochs=train_config.epochs, steps_per_epoch=steps_per_epoch,
                      callbacks=callbacks, verbose=train_config.verbose)
 
 
 def _train(model_class, monitor, callbacks, train_events, validation_events, catalog, model_config, train_config,
            vocab, initial_weights=None, **fit_kwargs):
+    strategy = strategy_for(train_config.distribute)  # first: a multi-worker strategy joins its cluster before any op
     tf.keras.utils.set_random_seed(train_config.seed)
     vocab = vocab or FeatureVocabularies.build(train_events, catalog)
-    with precision_policy(train_config.mixed_precision):
+    # The model's and the optimizer's variables are made in the scope: mirrored on every replica.
+    with strategy.scope(), precision_policy(train_config.mixed_precision):
         model = model_class(vocab, model_config)
     if initial_weights is not None:  # a warm start (recommenders/models/warm_start.py)
         initial_weights(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recommenders.models.config import TrainConfig
 from recsys.cli.flags import field_flag, field_values
 from recsys.retrain import RetrainConfig
 from recsys.workflow import RUN_SECTIONS
@@ -31,6 +32,9 @@ def _add_run_config_flags(parser) -> None:
         parser.add_argument(f"--{field.replace('_', '-')}", dest=field, type=type(default),
                             help=f"override {field} (default without --config: {default})")
     parser.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16 (for GPUs)")
+    parser.add_argument("--distribute", choices=TrainConfig.DISTRIBUTE,
+                        help="tf.distribute strategy: mirrored over this machine's GPUs, or multi-worker over the "
+                             "cluster in the TF_CONFIG environment variable (default without --config: none)")
 
 
 def run_config(args):
@@ -45,6 +49,8 @@ def run_config(args):
                 values[section][field] = value
     if args.mixed_precision:
         values["train"]["mixed_precision"] = True
+    if args.distribute is not None:
+        values["train"]["distribute"] = args.distribute
     return RunConfig.from_dict(values, source="--config and flags")
 
 
@@ -165,5 +171,8 @@ def _retrain(args) -> int:
 def _demo(args) -> int:
     from recsys.workflow import demo
 
-    demo(args.workdir, args.base, run_config(args), small=args.small)
+    config = run_config(args)
+    if config.train.distribute == "multi-worker":
+        raise ConfigError("--distribute multi-worker: demo runs on one machine; run `recsys train` on every worker instead")
+    demo(args.workdir, args.base, config, small=args.small)
     return 0

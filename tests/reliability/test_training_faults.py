@@ -1,15 +1,13 @@
 """A training run killed mid-epoch resumes from its backup and ends where an
-uninterrupted run with the same seed ends."""
+uninterrupted run with the same seed ends (under MirroredStrategy too: tests/models/test_distribute.py)."""
 
 import numpy as np
 import pytest
 
 from recommenders.data.dataset import load_prepared
 from recommenders.features.sequences import batches_per_epoch, sessions_to_arrays
-from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RetrievalConfig, TrainConfig
-from recommenders.models.retrieval import RefreshCatalogIndex, SessionRetrievalModel
-from recommenders.models.training import RETRIEVAL_MONITOR, fit
+from recommenders.models.training import train_retrieval
 from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
@@ -37,42 +35,48 @@ class KillAfter(tf.keras.callbacks.Callback):
             raise Killed(f"killed after {self.seen} batches")
 
 
-@pytest.fixture(scope="module")
-def shop(small_shop_dir):
-    """The small shop cut down to sessions of 4-5 events: every batch traces one of a few
-    shapes, which is what the test's three fits spend their time on."""
-    prepared = load_prepared(small_shop_dir)
+def short_sessions(data_dir):
+    """The prepared shop cut down to sessions of 4-5 events: every batch traces one of a few
+    shapes, which is what the resume checks' three fits spend their time on."""
+    prepared = load_prepared(data_dir)
     sizes = prepared.train.groupby("session_id").size()
     train = prepared.train[prepared.train.session_id.isin(sizes[(sizes >= 4) & (sizes < 6)].index)]
     validation = prepared.validation[prepared.validation.session_id.isin(prepared.validation.session_id.unique()[:100])]
     return train, validation, prepared.catalog
 
 
-def _train(shop, **fit_options):
+@pytest.fixture(scope="module")
+def shop(small_shop_dir):
+    return short_sessions(small_shop_dir)
+
+
+def _train(shop, train_config, **fit_options):
     train, validation, catalog = shop
-    tf.keras.utils.set_random_seed(TRAIN.seed)
-    model = SessionRetrievalModel(FeatureVocabularies.build(train, catalog), MODEL)
-    callbacks = [RefreshCatalogIndex(), *fit_options.pop("extra_callbacks", ())]
-    fit(model, train, validation, TRAIN, RETRIEVAL_MONITOR, extra_callbacks=callbacks, **fit_options)
-    return model
+    return train_retrieval(train, validation, catalog, MODEL, train_config, **fit_options)[0]
 
 
-@pytest.mark.slow
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_end_state(shop, tmp_path):
-    steps = batches_per_epoch(sessions_to_arrays(shop[0], TRAIN.max_length), TRAIN.batch_size, bucket_by_length=True)
+def assert_resumes_exactly(shop, backup, train_config):
+    """A run killed mid-epoch and started again ends in the uninterrupted run's state."""
+    steps = batches_per_epoch(sessions_to_arrays(shop[0], train_config.max_length), train_config.batch_size,
+                              bucket_by_length=True)
     assert steps >= 4, "the small shop must give several batches per epoch for a mid-epoch kill"
     kill_at = steps + steps // 2 + 1  # in the middle of the second epoch, past a backup
-    backup = tmp_path / "backup"
 
-    reference = _train(shop)
+    reference = _train(shop, train_config)
     with pytest.raises(Killed):
-        _train(shop, backup_dir=backup, backup_every_steps=2, extra_callbacks=[KillAfter(kill_at)])
+        _train(shop, train_config, backup_dir=backup, backup_every_steps=2, extra_callbacks=[KillAfter(kill_at)])
     assert any(backup.rglob("*.index")), "the killed run left no backup to resume from"
-    resumed = _train(shop, backup_dir=backup, backup_every_steps=2)
+    resumed = _train(shop, train_config, backup_dir=backup, backup_every_steps=2)
 
     assert int(resumed.optimizer.iterations.numpy()) == int(reference.optimizer.iterations.numpy()) == 2 * steps
     for expected, actual in zip(reference.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    return resumed
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_end_state(shop, tmp_path):
+    assert_resumes_exactly(shop, tmp_path / "backup", TRAIN)
 
 
 @pytest.mark.parametrize("batch_size", [2, 7, 128])
