@@ -124,7 +124,8 @@ def _train(args) -> int:
 
     metrics = train_run(args.data, args.run, run_config(args), overwrite=args.overwrite)
     for part, values in metrics.items():
-        shown = ", ".join(f"{name.removeprefix('val_')}={value:.4g}" for name, value in sorted(values.items()) if "loss" not in name)
+        shown = ", ".join(f"{name.removeprefix('val_')}={value:.4g}" for name, value in sorted(values.items())
+                          if "loss" not in name and isinstance(value, (int, float)))
         print(f"{part}: {shown}")
     print(f"trained models in {args.run}; TensorBoard: tensorboard --logdir {args.run / 'logs'}")
     return 0
