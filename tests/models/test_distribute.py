@@ -131,7 +131,8 @@ def test_two_workers_on_loopback_train_and_the_chief_run_exports(small_shop_dir,
     assert len(rates) == 6 and all(0 <= value <= 1 for value in rates.values()), rates  # not summed over workers
     assert rates["val_factorized_top_k/top_20_categorical_accuracy"] > 0.5
     assert sorted(path.name for path in run.iterdir()) == [
-        "logs", "ranking", "recommend_blend.json", "retrieval", "run_config.json", "validation_metrics.json"]
+        "data_source.json", "logs", "ranking", "recommend_blend.json", "retrieval", "run_config.json",
+        "validation_metrics.json"]
 
     report = evaluate_run(small_shop_dir, run, "validation", k_values=(20,)).overall
     ours, popularity = report.result("retrieval (LSTM two-tower)").metrics, report.result("popularity").metrics
