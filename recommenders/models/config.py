@@ -125,7 +125,11 @@ class RankingConfig(TowerConfig):
 
 @dataclasses.dataclass
 class TrainConfig:
-    """How to fit: optimizer, budget, precision and reproducibility."""
+    """How to fit: optimizer, budget, precision and reproducibility.
+
+    ``max_validation_cases`` bounds the validation next-item cases that ``retrieve`` scores
+    after every epoch (:mod:`recommenders.models.validation`; a fixed random subset).
+    """
 
     epochs: int = 8
     batch_size: int = 256
@@ -138,8 +142,13 @@ class TrainConfig:
     mixed_precision: bool = False
     xla: bool = False  # XLA auto-clustering: compiles the numeric parts, leaves string lookups to TF
     verbose: int = 1
+    max_validation_cases: int = 5_000
 
     OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
+    # Fields a hyperparameter search must not set: they say how to run or measure, not what
+    # to learn (epochs: the trial budget, or Hyperband's to allot). Every other scalar field
+    # is tunable (tuning/space.py), so a new field that is not a hyperparameter belongs here.
+    NOT_TUNABLE = ("epochs", "seed", "verbose", "mixed_precision", "xla", "max_validation_cases")
 
     def validate(self) -> TrainConfig:
         check_fields(self)
@@ -150,6 +159,7 @@ class TrainConfig:
         _check(self.optimizer in self.OPTIMIZERS, f"optimizer must be one of {', '.join(self.OPTIMIZERS)}, got {self.optimizer!r}")
         _check(self.max_length >= 2, f"max_length must be at least 2, got {self.max_length}")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
+        _check(self.max_validation_cases >= 1, f"max_validation_cases must be at least 1, got {self.max_validation_cases}")
         return self
 
 
