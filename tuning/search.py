@@ -117,7 +117,10 @@ def build_tuner(config: TuningConfig, model_config=None, train_config: TrainConf
     their fields.
     """
     objective = config.validate().trial_objective()
+    # A trial's per-epoch validation (early stopping) scores as many cases as its objective does.
     train_config = train_config or TrainConfig()
+    train_config = dataclasses.replace(train_config,
+                                       max_validation_cases=config.max_validation_cases or train_config.max_validation_cases)
     known = hparam_values(model_config or MODEL_CONFIGS[config.kind](), train_config)
     space = anchored(load_space(config.kind, config.space_file), known)
     oracle = make_oracle(config.tuner, keras_tuner.Objective(objective.metric, objective.direction),
@@ -154,19 +157,25 @@ def run_search(prepared, config: TuningConfig, model_config=None, train_config: 
     return SearchResult(config, tuner.objective, tuner, this_role, table)
 
 
-def retrain_best(result: SearchResult, prepared, backup_dir=None, log_dir=None):
+def best_configs(result: SearchResult, epochs: int | None = None):
+    """``(model config, train config)`` of the best trial, for a full training of up to ``epochs``
+    (``None``: the base train config's) with early stopping, not Hyperband's epochs."""
+    values = {k: v for k, v in result.best_trial().hyperparameters.values.items() if not k.startswith("tuner/")}
+    model_config, train_config = result.tuner.trial_configs(values)
+    return model_config, dataclasses.replace(train_config, epochs=epochs or train_config.epochs)
+
+
+def retrain_best(result: SearchResult, prepared, epochs: int | None = None, **fit_kwargs):
     """Trains the best trial's configuration on the whole training split: ``(model, history)``.
 
     The full-fidelity step after a search whose trials saw a subsample
-    (``TuningConfig.train_sessions``): the base training settings (``epochs``, early
-    stopping on validation) as for any ``recsys train``, with the best trial's values.
-    ``backup_dir`` makes it resumable.
+    (``TuningConfig.train_sessions``): up to ``epochs`` with early stopping on validation,
+    as any ``recsys train``, with the best trial's values. ``fit_kwargs`` go to
+    :func:`recommenders.models.training.fit` (``backup_dir`` makes it resumable).
     """
-    values = {k: v for k, v in result.best_trial().hyperparameters.values.items() if not k.startswith("tuner/")}
-    model_config, train_config = result.tuner.trial_configs(values)
+    model_config, train_config = best_configs(result, epochs)
     train = train_retrieval if result.config.kind == "retrieval" else train_ranking
-    return train(prepared.train, prepared.validation, prepared.catalog, model_config, train_config,
-                 backup_dir=backup_dir, log_dir=log_dir)
+    return train(prepared.train, prepared.validation, prepared.catalog, model_config, train_config, **fit_kwargs)
 
 
 def retrain_and_export(result: SearchResult, prepared, export_dir: str | Path, version: int | None = None,

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     tune.add_argument("--validation-cases", type=optional_int, default=TuningConfig.max_validation_cases,
                       help="retrieval: score trials on at most this many validation cases ('none': all; "
                            "default: %(default)s)")
+    tune.add_argument("--train-sessions", type=optional_int, default=TuningConfig.train_sessions,
+                      help="trials train on the latest N training sessions (multi-fidelity; 'none': all; the "
+                           "--export-dir retrain uses all; default: all)")
     tune.add_argument("--max-failures", type=int, default=TuningConfig.max_consecutive_failed_trials,
                       help="stop after this many consecutive failed trials (default: %(default)s)")
     tune.add_argument("--seed", type=int, default=TuningConfig.seed, help="search and training seed (default: %(default)s)")
@@ -57,7 +60,7 @@ def _tune(args) -> int:
     train_config = TrainConfig(epochs=args.epochs, max_length=args.max_length, seed=args.seed, verbose=0).validate()
     config = TuningConfig(kind=args.kind, tuner=args.tuner, objective=args.objective, max_trials=args.max_trials,
                           time_limit_seconds=args.time_limit, max_validation_cases=args.validation_cases,
-                          max_consecutive_failed_trials=args.max_failures, seed=args.seed,
+                          train_sessions=args.train_sessions, max_consecutive_failed_trials=args.max_failures, seed=args.seed,
                           directory=str(args.directory), project_name=args.project, overwrite=args.overwrite,
                           space_file=str(args.space) if args.space else None).validate()
     load_space(args.kind, args.space)

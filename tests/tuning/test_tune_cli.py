@@ -16,6 +16,7 @@ from recsys.cli import main
     (["--time-limit", "0"], "time limit must be positive seconds, got 0.0"),
     (["--epochs", "0"], "epochs must be at least 1, got 0"),
     (["--max-length", "1"], "max_length must be at least 2, got 1"),
+    (["--train-sessions", "0"], "train_sessions must be at least 1, got 0"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, flags, message):
     space = tmp_path / "space.yaml"
