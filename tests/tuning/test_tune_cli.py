@@ -47,3 +47,11 @@ def test_incomplete_distributed_environment_is_a_config_error(tiny_shop, monkeyp
     assert main(["tune", "--data", str(tiny_shop[1])]) == 2
     assert "KERASTUNER_ORACLE_IP is set but KERASTUNER_ORACLE_PORT is not: distributed tuning needs" in \
         capsys.readouterr().err
+
+
+def test_bad_known_good_config_file_names_the_field(tmp_path, capsys):
+    config = tmp_path / "run.json"
+    config.write_text('{"retrieval": {"lstm_unitz": 64}}')
+    assert main(["tune", "--data", str(tmp_path / "missing"), "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert f"{config}: unknown retrieval setting(s) lstm_unitz" in error and error.count("\n") == 1
