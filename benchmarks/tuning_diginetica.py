@@ -100,6 +100,7 @@ def best_score_plot(table, metric: str, path: Path) -> None:
     axes.plot(np.arange(1, len(scores) + 1), 100 * scores, "o", alpha=0.4, label="trial")
     axes.step(np.arange(1, len(best) + 1), 100 * np.where(np.isfinite(best), best, np.nan), where="post",
               label="best so far")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel("trials run")
     axes.set_ylabel(f"validation {metric.removeprefix('val_')} (%)")
     axes.legend()
@@ -168,7 +169,7 @@ def run(args) -> dict:
         "test_cases": len(cases),
         "search": {"trials": len(table), "completed": int((table["status"] == "COMPLETED").sum()),
                    "wall_seconds": round(search_seconds), "best_trial": best.trial_id,
-                   "best_is_hand_config": best.trial_id == result.tuner.oracle.start_order[0],
+                   "best_is_hand_config": (tuned_model_config, tuned_train_config) == (hand.retrieval, hand.train),
                    "best_validation_HR@20": float(best.score),
                    "best_values": {k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")}},
         "full_training_seconds": {"hand": round(hand_seconds) if hand_seconds else "reused",
@@ -206,7 +207,8 @@ def markdown(result: dict) -> str:
         f"peak RSS {result['peak_rss_mb']} MB. Best trial {search['best_trial']} (validation HR@20 on the subsample "
         f"{100 * search['best_validation_HR@20']:.2f}).",
         "",
-        f"Changed from the hand configuration: `{json.dumps(changed)}`.",
+        f"Changed from the hand configuration: `{json.dumps(changed)}`"
+        + (" (the search kept the hand configuration)." if search["best_is_hand_config"] else "."),
         "",
         "![best validation score over trials](tuning_diginetica.png)",
         "",

@@ -118,8 +118,9 @@ def make_oracle(name: str, objective: keras_tuner.Objective, hyperparameters: ke
                 max_consecutive_failed_trials: int = 3):
     """The oracle called ``name`` (random, bayesian, hyperband, grid) searching ``hyperparameters``.
 
-    Hyperband decides its own epochs per trial up to ``max_epochs``; it also stops after
-    ``max_trials`` trials.
+    Hyperband decides its own epochs per trial up to ``max_epochs`` and repeats its brackets
+    (``hyperband_iterations``) until ``max_trials`` trials or the time limit stop it: one
+    round of brackets is only about ``3 * log3(max_epochs)`` trials, far below a typical budget.
     """
     if name not in ORACLES:
         raise ConfigError(f"tuner must be one of {', '.join(ORACLES)}, got {name!r}")
@@ -135,7 +136,7 @@ def make_oracle(name: str, objective: keras_tuner.Objective, hyperparameters: ke
     if name == "hyperband":
         if max_epochs < 2:
             raise ConfigError(f"hyperband needs at least 2 epochs to allocate, got {max_epochs}")
-        oracle = ORACLES[name](max_epochs=max_epochs, **common)
+        oracle = ORACLES[name](max_epochs=max_epochs, hyperband_iterations=max_trials, **common)
         oracle.max_trials = max_trials
         return oracle
     return ORACLES[name](max_trials=max_trials, **common)
