@@ -8,8 +8,9 @@ step reads and writes directories so steps can run separately:
   config), ``recommend_blend.json`` (the recommend pool and blend fitted on validation),
   ``data_source.json`` (the data directory; ``recsys retrain`` adds its own files, see
   :mod:`recsys.retrain`),
-  ``logs/`` (TensorBoard: scalars, graph, item-embedding projector), ``backup/`` (resume
-  state while training);
+  ``logs/`` (TensorBoard: per-epoch scalars, among them ``retrieve``'s validation HR/MRR,
+  graph, item-embedding projector, and an HParams session per model in the tuner's
+  format, :mod:`recommenders.models.hparams`), ``backup/`` (resume state while training);
 * base directory (``recsys export``): ``<model>/<version>/`` SavedModels for TF Serving.
 
 Usage (training takes minutes; see ``recsys data generate`` for a data directory)::
@@ -149,7 +150,8 @@ def _load_data(data_dir):
 
 
 def train_run(data_dir, run_dir, config: RunConfig | None = None, overwrite: bool = False) -> dict:
-    """Trains retrieval and ranking on ``data_dir``'s train split; returns final validation metrics.
+    """Trains retrieval and ranking on ``data_dir``'s train split; returns the validation metrics
+    of the kept (best monitored) epochs.
 
     An interrupted run resumes from ``run_dir/backup`` when started again.
 
@@ -185,8 +187,16 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
     strategy only the chief writes (see :func:`train_run`).
     """
     from recommenders.models.distribute import is_chief, leave_together, strategy_for, written_by_chief
+    from recommenders.models.hparams import hparam_values, write_session
     from recommenders.models.projector import write_item_projector
-    from recommenders.models.training import save_trained, train_ranking, train_retrieval
+    from recommenders.models.training import (
+        RANKING_MONITOR,
+        RETRIEVAL_MONITOR,
+        kept_epochs,
+        save_trained,
+        train_ranking,
+        train_retrieval,
+    )
 
     strategy = strategy_for(config.train.distribute)
     chief = is_chief(strategy)
@@ -195,9 +205,9 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
     metrics = {}
-    for part, trainer, model_config in (
-        ("retrieval", train_retrieval, config.retrieval),
-        ("ranking", train_ranking, config.ranking),
+    for part, trainer, model_config, monitor in (
+        ("retrieval", train_retrieval, config.retrieval, RETRIEVAL_MONITOR),
+        ("ranking", train_ranking, config.ranking, RANKING_MONITOR),
     ):
         print(f"training {part} ...", flush=True)
         if chief and not (run_dir / "backup" / part).exists():
@@ -210,7 +220,13 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
             save_trained(model, directory)
         if part == "retrieval" and chief:
             write_item_projector(run_dir / "logs" / part, model)
-        metrics[part] = {name: float(values[-1]) for name, values in history.history.items() if name.startswith("val_")}
+        # The kept weights' epoch: early stopping restores the best one, not the last.
+        epochs = kept_epochs(history, config.train, monitor)
+        kept = history.epoch.index(epochs - 1)
+        metrics[part] = {name: float(values[kept]) for name, values in history.history.items() if name.startswith("val_")}
+        if chief:
+            write_session(run_dir / "logs" / part, f"{run_dir.name}/{part}", hparam_values(model_config, config.train),
+                          {**metrics[part], "epochs": epochs}, step=epochs)
         if "fusion" in history.history:
             metrics["fusion"] = history.history["fusion"]
             print(f"fusion gate fitted on {metrics['fusion']['examples']:,} validation next items: log-likelihood "

@@ -1,4 +1,7 @@
-"""TensorBoard HParams dashboard: the search space once, then each trial's values and metrics.
+"""TensorBoard HParams dashboard: the search space, declared once per search.
+
+Each trial then records its values and metrics as an HParams session in the format
+``recsys train`` uses too (:func:`recommenders.models.hparams.write_session`).
 
 Layout under ``<project>/tensorboard/``: the experiment config at the top, and one
 directory per trial holding its hyperparameters and objective metrics (the HParams
@@ -43,11 +46,3 @@ def write_experiment(log_dir: str | Path, kind: str, space: dict, metric_names: 
             hparams=hparam_domains(kind, space),
             metrics=[hparams_api.Metric(name, display_name=name) for name in metric_names],
         )
-
-
-def write_trial(trial_log_dir: str | Path, trial_id: str, values: dict, metrics: dict, step: int) -> None:
-    """Records one finished trial: its hyperparameter values and final metrics."""
-    with tf.summary.create_file_writer(str(trial_log_dir)).as_default():
-        hparams_api.hparams(values, trial_id=trial_id)
-        for name, value in metrics.items():
-            tf.summary.scalar(name, value, step=step)

@@ -22,8 +22,12 @@ TUNERS = ("random", "bayesian", "hyperband", "grid")
 class TuningConfig:
     """What to tune, how, and within which budgets.
 
-    ``max_validation_cases`` caps the retrieval objective's validation cases (a fixed
-    random subset) so that scoring stays cheap on large shops; ``None`` uses them all.
+    Multi-fidelity budget: trials train on the ``train_sessions`` most recent training
+    sessions (``None``: all) and the retrieval objective scores at most
+    ``max_validation_cases`` validation cases (a fixed random subset; ``None``: all), so a
+    trial costs a fraction of a full training; the best configuration is then retrained
+    on all the data (:func:`tuning.search.retrain_best`). :mod:`tuning.fidelity` measures
+    how well such subsample scores rank configurations.
 
     Example:
 
@@ -37,6 +41,7 @@ class TuningConfig:
     max_trials: int = 10
     time_limit_seconds: float | None = None
     max_validation_cases: int | None = 20_000
+    train_sessions: int | None = None
     max_retries_per_trial: int = 0
     max_consecutive_failed_trials: int = 3
     seed: int = 0
@@ -57,6 +62,8 @@ class TuningConfig:
             raise ConfigError(f"time limit must be positive seconds, got {self.time_limit_seconds}")
         if self.max_validation_cases is not None and self.max_validation_cases < 1:
             raise ConfigError(f"max_validation_cases must be at least 1, got {self.max_validation_cases}")
+        if self.train_sessions is not None and self.train_sessions < 1:
+            raise ConfigError(f"train_sessions must be at least 1, got {self.train_sessions}")
         if self.max_retries_per_trial < 0 or self.max_consecutive_failed_trials < 1:
             raise ConfigError("max_retries_per_trial must be >= 0 and max_consecutive_failed_trials >= 1")
         self.trial_objective()

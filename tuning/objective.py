@@ -2,7 +2,7 @@
 
 Retrieval: ``HR@K`` or ``MRR@K`` from the project's evaluation harness on next-item
 cases of the validation sessions, through the same ``retrieve`` signature that is
-exported. Ranking: validation AUC of one task (``click_auc``, ``cart_auc``,
+exported (:func:`recommenders.models.validation.retrieval_metrics`). Ranking: validation AUC of one task (``click_auc``, ``cart_auc``,
 ``purchase_auc``) or their plain mean (``mean_auc``); the mean is deliberately not
 weighted by the tuned task weights, or changing them would move the yardstick.
 
@@ -63,31 +63,6 @@ def parse_objective(kind: str, name: str | None = None) -> TrialObjective:
             return TrialObjective(kind, name)
         raise ConfigError(f"ranking objective must be one of {', '.join(RANKING_OBJECTIVES)}, got {name!r}")
     raise ConfigError(f"model kind must be retrieval or ranking, got {kind!r}")
-
-
-def validation_cases(validation_events: pd.DataFrame, max_cases: int | None, seed: int = 0):
-    """Next-item cases of the validation split, a fixed random subset of ``max_cases`` if larger."""
-    from recommenders.evaluation.cases import make_next_item_cases
-
-    cases = make_next_item_cases(validation_events)
-    if max_cases is not None and len(cases) > max_cases:
-        rows = np.sort(np.random.default_rng(seed).choice(len(cases), size=max_cases, replace=False))
-        cases = cases.take(rows)
-    return cases
-
-
-def retrieval_metrics(model, cases, k: int, max_length: int) -> dict[str, float]:
-    """``val_HR@k`` and ``val_MRR@k`` of a trained retrieval model through its ``retrieve`` signature."""
-    from recommenders.evaluation.harness import evaluate
-    from recommenders.models.inference import SignatureRecommender
-    from recommenders.models.serving_modules import RetrievalModule
-
-    # The tf.function holds its module weakly: keep the module alive while it is called.
-    module = RetrievalModule(model, max_length)
-    report = evaluate({"trial": SignatureRecommender(module.retrieve, max_length)}, cases, k_values=(k,),
-                      catalog_size=model.vocab.num_items)
-    values = report.result("trial").metrics
-    return {f"val_HR@{k}": values[f"HR@{k}"], f"val_MRR@{k}": values[f"MRR@{k}"]}
 
 
 def ranking_metrics(model, validation_events: pd.DataFrame, max_length: int) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""keras-tuner oracles selected by name, with a trial budget and a wall-clock budget.
+"""keras-tuner oracles selected by name, with a trial budget and a wall-clock budget,
+whose first trial is the known-good configuration (:class:`DefaultsFirst`).
 
 The wall-clock budget lives in the oracle, not in the tuner, because in distributed
 tuning only the chief's oracle sees every worker: once the limit has passed it answers
@@ -18,11 +19,10 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import itertools
 import time
 
 import keras_tuner
-from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from recsys_base.errors import ConfigError
 from tuning.config import TUNERS
@@ -52,30 +52,56 @@ class WallClockBudget:
         return super().create_trial(tuner_id)
 
 
-class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
-    """The grid oracle, able to resume.
+class DefaultsFirst:
+    """Oracle mixin: the first trial runs every hyperparameter's default, the known-good
+    configuration (:func:`tuning.search.build_tuner` sets the defaults to the base config's
+    values), so the best trial can only match or beat it on validation.
 
-    keras-tuner 1.4.8's grid oracle keeps its place in the grid (the tried combinations
-    in grid order, and the trials whose successor is still to be generated) only in
-    memory, so a reloaded grid search stops at once. Both are rebuilt here from the
-    reloaded trials: grid order is the oracle's own comparison of their values.
+    Grid search starts there by itself; random, Bayesian and Hyperband draw their first
+    values at random, so this replaces the drawn values of the first trial (Hyperband's
+    ``tuner/*`` entries stay). Only public oracle API is used: ``populate_space``, the
+    method keras-tuner documents for subclasses, and the ``hyperparameters`` / ``trials``.
+
+    Example: ``type("Budgeted", (DefaultsFirst, RandomSearchOracle), {})(objective=...)``;
+    :func:`make_oracle` builds these.
+    """
+
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        if not self.trials and response.get("values"):
+            defaults = {hp.name: hp.default for hp in self.hyperparameters.space}
+            response = {**response, "values": {**response["values"], **defaults}}
+        return response
+
+
+class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+    """The grid oracle, able to resume: the next combination is the first untried one in grid order.
+
+    keras-tuner 1.4.8's grid oracle keeps its place in the grid (a linked list of tried
+    combinations and a queue of trials whose successor is still to be generated) only in
+    memory, so a reloaded grid search stops at once; rebuilding that state would mean
+    writing its private attributes. Instead ``populate_space`` (the public override point)
+    is computed from the trials alone, which keras-tuner saves and reloads: combinations
+    in keras-tuner's own grid order (each hyperparameter's default first, then its
+    ``values``; the last one varies fastest), skipping those already tried or running.
+    Conditional hyperparameters are not supported (the spaces here have none).
 
     Example: ``make_oracle("grid", ...)`` returns one (with the wall-clock budget).
     """
 
-    def set_state(self, state):
-        super().set_state(state)
-        self._ordered_ids = LinkedList()
-        by_grid_order = functools.cmp_to_key(
-            lambda a, b: self._compare(self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values))
-        for trial_id in sorted(self.trials, key=by_grid_order):
-            self._ordered_ids.insert(trial_id)
-        # Successors of tried combinations that exist already are skipped by populate_space.
-        self._populate_next = list(self.end_order)
+    def populate_space(self, trial_id):
+        tried = [trial.hyperparameters.values for trial in self.trials.values()]
+        space = self.hyperparameters.space
+        orders = [[hp.default, *(value for value in hp.values if value != hp.default)] for hp in space]
+        for combination in itertools.product(*orders):
+            values = {hp.name: value for hp, value in zip(space, combination)}
+            if values not in tried:
+                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+        return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
 
 
 def _budgeted(oracle_class):
-    return type(f"Budgeted{oracle_class.__name__}", (WallClockBudget, oracle_class), {})
+    return type(f"Budgeted{oracle_class.__name__}", (WallClockBudget, DefaultsFirst, oracle_class), {})
 
 
 ORACLES = dict(zip(TUNERS, (
@@ -92,8 +118,9 @@ def make_oracle(name: str, objective: keras_tuner.Objective, hyperparameters: ke
                 max_consecutive_failed_trials: int = 3):
     """The oracle called ``name`` (random, bayesian, hyperband, grid) searching ``hyperparameters``.
 
-    Hyperband decides its own epochs per trial up to ``max_epochs``; it also stops after
-    ``max_trials`` trials.
+    Hyperband decides its own epochs per trial up to ``max_epochs`` and repeats its brackets
+    (``hyperband_iterations``) until ``max_trials`` trials or the time limit stop it: one
+    round of brackets is only about ``3 * log3(max_epochs)`` trials, far below a typical budget.
     """
     if name not in ORACLES:
         raise ConfigError(f"tuner must be one of {', '.join(ORACLES)}, got {name!r}")
@@ -109,7 +136,7 @@ def make_oracle(name: str, objective: keras_tuner.Objective, hyperparameters: ke
     if name == "hyperband":
         if max_epochs < 2:
             raise ConfigError(f"hyperband needs at least 2 epochs to allocate, got {max_epochs}")
-        oracle = ORACLES[name](max_epochs=max_epochs, **common)
+        oracle = ORACLES[name](max_epochs=max_epochs, hyperband_iterations=max_trials, **common)
         oracle.max_trials = max_trials
         return oracle
     return ORACLES[name](max_trials=max_trials, **common)

@@ -15,22 +15,26 @@ Usage (every trial trains a model: minutes to hours)::
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import keras_tuner
 import pandas as pd
-from keras_tuner.src.distribute import utils as distribute_utils
 
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recommenders.models.hparams import hparam_values
 from recommenders.models.training import train_ranking, train_retrieval
 from recsys_base.errors import ConfigError, DataError
 from tuning.config import TuningConfig
 from tuning.leaderboard import failure_reason, leaderboard
 from tuning.objective import TrialObjective
 from tuning.oracles import make_oracle
-from tuning.space import Choice, Fixed, field_type, load_space
+from tuning.space import MODEL_CONFIGS, Choice, Fixed, anchored, field_type, load_space
 from tuning.tuner import SessionModelTuner, TuningData
+
+# keras-tuner's distributed-tuning variables (its documented way to run a chief and workers).
+ORACLE_IP, ORACLE_PORT, TUNER_ID = "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"
 
 
 @dataclasses.dataclass
@@ -58,52 +62,69 @@ class SearchResult:
         return keras_tuner.engine.trial.Trial.load(str(Path(self.tuner.get_trial_dir(trial_id)) / "trial.json"))
 
 
-def to_hyperparameters(kind: str, space: dict) -> keras_tuner.HyperParameters:
+def to_hyperparameters(kind: str, space: dict, defaults: dict | None = None) -> keras_tuner.HyperParameters:
     """The space as keras-tuner ``HyperParameters`` (Fixed, Choice, Int or Float).
 
-    A choice between ``True`` and ``False`` becomes a ``Boolean``; each starts at its default.
+    A choice between ``True`` and ``False`` becomes a ``Boolean``. Each entry's default is
+    its value in ``defaults`` (which the entry must hold, see :func:`tuning.space.anchored`),
+    else keras-tuner's (the first value, the minimum).
 
     >>> from tuning.space import Range
     >>> hp = to_hyperparameters("retrieval", {"learning_rate": Range(1e-3, 1e-2, sampling="log"),
-    ...     "embedding_dim": Choice((32, 64)), "l2_normalize": Choice((True, False)), "dropout": Fixed(0.1)})
+    ...     "embedding_dim": Choice((32, 64)), "l2_normalize": Choice((True, False)), "dropout": Fixed(0.1)},
+    ...     defaults={"embedding_dim": 64})
     >>> [type(entry).__name__ for entry in hp.space], hp.values
-    (['Float', 'Choice', 'Boolean', 'Fixed'], {'learning_rate': 0.001, 'embedding_dim': 32, 'l2_normalize': False, 'dropout': 0.1})
+    (['Float', 'Choice', 'Boolean', 'Fixed'], {'learning_rate': 0.001, 'embedding_dim': 64, 'l2_normalize': False, 'dropout': 0.1})
     """
+    defaults = defaults or {}
     hp = keras_tuner.HyperParameters()
     for name, spec in space.items():
+        default = {"default": defaults[name]} if name in defaults else {}
         if isinstance(spec, Choice) and field_type(kind, name) is bool and len(set(spec.values)) == 2:
             # keras-tuner's Choice turns booleans into 0/1; Boolean keeps them booleans.
-            hp.Boolean(name)
+            hp.Boolean(name, **default)
         elif isinstance(spec, Choice) and len(set(spec.values)) == 1:
             hp.Fixed(name, spec.values[0])
         elif isinstance(spec, Fixed):
             hp.Fixed(name, spec.value)
         elif isinstance(spec, Choice):
-            hp.Choice(name, list(spec.values))
+            hp.Choice(name, list(spec.values), **default)
         elif field_type(kind, name) is int:
-            hp.Int(name, int(spec.low), int(spec.high), step=int(spec.step) if spec.step else None, sampling=spec.sampling)
+            hp.Int(name, int(spec.low), int(spec.high), step=int(spec.step) if spec.step else None, sampling=spec.sampling,
+                   **default)
         else:
-            hp.Float(name, spec.low, spec.high, step=spec.step, sampling=spec.sampling)
+            hp.Float(name, spec.low, spec.high, step=spec.step, sampling=spec.sampling, **default)
     return hp
 
 
 def role() -> str:
-    """This process's part in keras-tuner's distributed mode (from its KERASTUNER_* variables)."""
-    try:
-        if not distribute_utils.has_chief_oracle():
-            return "single"
-    except RuntimeError as exc:
-        raise ConfigError(str(exc)) from None
-    return "chief" if distribute_utils.is_chief_oracle() else "worker"
+    """This process's part in keras-tuner's distributed mode, from its ``KERASTUNER_*`` variables:
+    "single" without an oracle address, else "chief" when the tuner id says so, else "worker"."""
+    if ORACLE_IP not in os.environ:
+        return "single"
+    for needed in (ORACLE_PORT, TUNER_ID):
+        if needed not in os.environ:
+            raise ConfigError(f"{ORACLE_IP} is set but {needed} is not: distributed tuning needs "
+                              f"{ORACLE_IP}, {ORACLE_PORT} and {TUNER_ID}")
+    return "chief" if "chief" in os.environ[TUNER_ID] else "worker"
 
 
 def build_tuner(config: TuningConfig, model_config=None, train_config: TrainConfig | None = None) -> SessionModelTuner:
-    """The tuner for ``config`` (validated here, where it enters); reloads an existing project unless ``overwrite``."""
+    """The tuner for ``config`` (validated here, where it enters); reloads an existing project unless ``overwrite``.
+
+    ``model_config`` and ``train_config`` are the known-good configuration: the space is
+    widened to hold their values, and they are the first trial; a trial's values overwrite
+    their fields.
+    """
     objective = config.validate().trial_objective()
-    space = load_space(config.kind, config.space_file)
+    # A trial's per-epoch validation (early stopping) scores as many cases as its objective does.
     train_config = train_config or TrainConfig()
+    train_config = dataclasses.replace(train_config,
+                                       max_validation_cases=config.max_validation_cases or train_config.max_validation_cases)
+    known = hparam_values(model_config or MODEL_CONFIGS[config.kind](), train_config)
+    space = anchored(load_space(config.kind, config.space_file), known)
     oracle = make_oracle(config.tuner, keras_tuner.Objective(objective.metric, objective.direction),
-                         to_hyperparameters(config.kind, space), max_trials=config.max_trials,
+                         to_hyperparameters(config.kind, space, known), max_trials=config.max_trials,
                          max_epochs=train_config.epochs, seed=config.seed,
                          time_limit_seconds=config.time_limit_seconds,
                          max_retries_per_trial=config.max_retries_per_trial,
@@ -122,7 +143,7 @@ def run_search(prepared, config: TuningConfig, model_config=None, train_config: 
     this_role = role()  # first: a half-set KERASTUNER_* environment is a ConfigError, not a crash
     tuner = build_tuner(config, model_config, train_config)
     data = None if this_role == "chief" else TuningData.build(prepared, tuner.objective, config.max_validation_cases,
-                                                              config.seed)
+                                                              config.seed, config.train_sessions)
     try:
         tuner.search(data)
     except RuntimeError as exc:
@@ -134,6 +155,27 @@ def run_search(prepared, config: TuningConfig, model_config=None, train_config: 
     table = None if this_role == "worker" else leaderboard(tuner.project_dir, tuner.objective.metric,
                                                            tuner.objective.direction)
     return SearchResult(config, tuner.objective, tuner, this_role, table)
+
+
+def best_configs(result: SearchResult, epochs: int | None = None):
+    """``(model config, train config)`` of the best trial, for a full training of up to ``epochs``
+    (``None``: the base train config's) with early stopping, not Hyperband's epochs."""
+    values = {k: v for k, v in result.best_trial().hyperparameters.values.items() if not k.startswith("tuner/")}
+    model_config, train_config = result.tuner.trial_configs(values)
+    return model_config, dataclasses.replace(train_config, epochs=epochs or train_config.epochs)
+
+
+def retrain_best(result: SearchResult, prepared, epochs: int | None = None, **fit_kwargs):
+    """Trains the best trial's configuration on the whole training split: ``(model, history)``.
+
+    The full-fidelity step after a search whose trials saw a subsample
+    (``TuningConfig.train_sessions``): up to ``epochs`` with early stopping on validation,
+    as any ``recsys train``, with the best trial's values. ``fit_kwargs`` go to
+    :func:`recommenders.models.training.fit` (``backup_dir`` makes it resumable).
+    """
+    model_config, train_config = best_configs(result, epochs)
+    train = train_retrieval if result.config.kind == "retrieval" else train_ranking
+    return train(prepared.train, prepared.validation, prepared.catalog, model_config, train_config, **fit_kwargs)
 
 
 def retrain_and_export(result: SearchResult, prepared, export_dir: str | Path, version: int | None = None,

@@ -35,13 +35,12 @@ from pathlib import Path
 import yaml
 
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
+from recommenders.models.hparams import tunable_fields
 from recsys_base.errors import ConfigError
 
 KINDS = ("retrieval", "ranking")
 MODEL_CONFIGS = {"retrieval": RetrievalConfig, "ranking": RankingConfig}
 SAMPLINGS = ("linear", "log", "reverse_log")
-# Training fields a search must not change: they say how to run, not what to learn.
-_NOT_TUNABLE = {"verbose", "seed", "mixed_precision", "xla", "epochs"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,22 +80,38 @@ class Range:
 Spec = Fixed | Choice | Range
 
 _COMMON = {
-    "embedding_dim": Choice((32, 64, 128)),
-    "output_dim": Choice((32, 64, 128)),
+    "embedding_dim": Choice((32, 64, 96, 128)),
+    "output_dim": Choice((32, 64, 96, 128)),
     "lstm_units": Choice((64, 128, 256)),
     "lstm_layers": Range(1, 2),
-    "dropout": Range(0.0, 0.3, step=0.1),
+    "dropout": Range(0.0, 0.4, step=0.05),
     "l2": Choice((0.0, 1e-6, 1e-5)),
-    "l2_normalize": Choice((False, True)),
+    "session_attention": Choice((False, True)),
     "learning_rate": Range(1e-4, 1e-2, sampling="log"),
+    "learning_rate_decay": Range(0.3, 1.0, step=0.1),
     "optimizer": Choice(("adam", "adagrad")),
     "batch_size": Choice((128, 256, 512)),
 }
 _DEFAULTS = {
-    "retrieval": {**_COMMON, "temperature": Range(0.03, 1.0, sampling="log")},
+    # The retrieval model as it is: heads and readout, normalization and temperature, negatives.
+    # A new RetrievalConfig field is searched once it has an entry here (e.g. the fusion component).
+    "retrieval": {
+        **_COMMON,
+        "repeat_head": Choice((False, True)),
+        "session_item_readout": Choice((False, True)),
+        "l2_normalize": Choice((False, True)),
+        "temperature": Range(0.03, 1.0, sampling="log"),
+        "negatives": Choice(("sampled", "catalog")),
+        "extra_negatives": Choice((0, 512, 2048, 8192)),
+        "fusion": Choice((False, True)),
+        "neighbours_per_item": Choice((20, 50, 100)),
+        "co_occurrence_window": Choice((1, 2, 3, 5)),
+    },
     "ranking": {
         **_COMMON,
+        "l2_normalize": Choice((False, True)),
         "cross_layers": Range(0, 3),
+        "negatives_per_position": Choice((2, 4, 8)),
         # Click stays the unit the other task weights are measured against.
         "cart_weight": Range(0.5, 4.0, sampling="log"),
         "purchase_weight": Range(0.5, 4.0, sampling="log"),
@@ -116,15 +131,39 @@ def _check_kind(kind: str) -> None:
 
 
 def field_type(kind: str, name: str) -> type:
-    """The Python type of tunable field ``name`` (bool, int, float or str); ConfigError otherwise."""
+    """The Python type of tunable field ``name`` (bool, int, float or str); ConfigError otherwise.
+
+    Tunable fields come from the config dataclasses (:func:`recommenders.models.hparams.tunable_fields`):
+    a new model field is tunable at once; run settings are listed in ``TrainConfig.NOT_TUNABLE``.
+    """
     _check_kind(kind)
     for config_class in (MODEL_CONFIGS[kind], TrainConfig):
         if name in {f.name for f in dataclasses.fields(config_class)}:
-            value_type = type(getattr(config_class(), name))
-            if name in _NOT_TUNABLE or value_type not in (bool, int, float, str):
+            tunable = tunable_fields(config_class)
+            if name not in tunable:
                 raise ConfigError(f"{kind}.{name} cannot be tuned")
-            return value_type
+            return tunable[name]
     raise ConfigError(f"{kind}.{name} is not a {MODEL_CONFIGS[kind].__name__} or TrainConfig field")
+
+
+def anchored(space: dict[str, Spec], known: dict) -> dict[str, Spec]:
+    """``space`` widened to hold the ``known`` configuration's values (a list gains the value, a
+    range stretches to it), so the oracle can start from that configuration (trial 0).
+
+    Fixed entries stay as they are: the file's fixed value is what every trial uses.
+
+    >>> anchored({"lstm_units": Choice((64, 128)), "dropout": Range(0.0, 0.3)}, {"lstm_units": 96, "dropout": 0.5})
+    {'lstm_units': Choice(values=(64, 128, 96)), 'dropout': Range(low=0.0, high=0.5, step=None, sampling='linear')}
+    """
+    widened = {}
+    for name, spec in space.items():
+        value = known.get(name)
+        if isinstance(spec, Choice) and name in known and value not in spec.values:
+            spec = Choice((*spec.values, value))
+        elif isinstance(spec, Range) and name in known and not spec.low <= value <= spec.high:
+            spec = dataclasses.replace(spec, low=min(spec.low, value), high=max(spec.high, value))
+        widened[name] = spec
+    return widened
 
 
 def configs_from_values(kind: str, values: dict, model_config=None, train_config: TrainConfig | None = None):

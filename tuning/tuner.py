@@ -8,6 +8,15 @@ resume, retries and distribution then work unchanged.
 Each trial's directory holds keras-tuner's ``trial.json``, the trained model (``model/``,
 see :func:`recommenders.models.training.save_trained`) and ``recsys_trial.json`` (which
 worker ran it, how long it took).
+
+Hyperband warm start: a trial Hyperband promotes names its parent (``tuner/trial_id``)
+and the epochs the parent trained (``tuner/initial_epoch``), as keras-tuner's
+``HyperbandOracle`` documents for custom tuners. It starts from the parent's saved
+weights and trains epochs ``initial_epoch`` to ``tuner/epochs`` only. The optimizer's
+step counter starts at the parent's last step, so the per-epoch learning-rate decay and
+the batch order continue where the parent stopped; Adam's moment estimates start afresh
+(as in keras-tuner's own Hyperband, which reloads weights only). An interrupted search
+reruns its interrupted trial from the parent's saved model again, so resuming still works.
 """
 
 from __future__ import annotations
@@ -21,34 +30,49 @@ import keras_tuner
 import numpy as np
 import pandas as pd
 
+from recommenders.data.split import latest_sessions
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TrainConfig
+from recommenders.models.hparams import write_session
 from recommenders.models.projector import write_item_projector
-from recommenders.models.training import RANKING_MONITOR, RETRIEVAL_MONITOR, load_trained, save_trained, train_ranking, train_retrieval
+from recommenders.models.training import (
+    RANKING_MONITOR,
+    RETRIEVAL_MONITOR,
+    kept_epochs,
+    load_trained,
+    save_trained,
+    saved_weights,
+    train_ranking,
+    train_retrieval,
+)
+from recommenders.models.validation import retrieval_metrics, validation_cases
 from recsys_base.errors import ConfigError
 from tuning import board
-from tuning.objective import RANKING_OBJECTIVES, TrialObjective, ranking_metrics, retrieval_metrics, validation_cases
+from tuning.objective import RANKING_OBJECTIVES, TrialObjective, ranking_metrics
 from tuning.space import configs_from_values
 
 TRIAL_INFO_FILE = "recsys_trial.json"
 MODEL_DIR = "model"
-# Keys keras-tuner's Hyperband adds to a trial's values; only tuner/epochs is used (no warm start).
+# Keys keras-tuner's Hyperband adds to a trial's values (tuner/bracket and tuner/round are only its bookkeeping).
 HYPERBAND_EPOCHS = "tuner/epochs"
+HYPERBAND_INITIAL_EPOCH = "tuner/initial_epoch"
+HYPERBAND_PARENT = "tuner/trial_id"
 
 
 @dataclasses.dataclass
 class TuningData:
     """What every trial trains and scores on, prepared once per search.
 
-    Example (a retrieval objective scores trials on validation next-item cases):
+    Example (a retrieval objective scores trials on validation next-item cases; trials
+    train on the 200 latest training sessions):
 
     >>> from recommenders.data.dataset import prepare
     >>> from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
     >>> from tuning.objective import parse_objective
     >>> prepared = prepare(generate_shop(SyntheticShopConfig.small(n_sessions=500)))
-    >>> data = TuningData.build(prepared, parse_objective("retrieval"), max_cases=100)
-    >>> data.vocab.num_items, len(data.cases)
-    (300, 100)
+    >>> data = TuningData.build(prepared, parse_objective("retrieval"), max_cases=100, train_sessions=200)
+    >>> data.vocab.num_items, len(data.cases), data.train["session_id"].nunique()
+    (300, 100, 200)
     """
 
     train: pd.DataFrame
@@ -58,19 +82,14 @@ class TuningData:
     cases: object | None  # validation next-item cases (retrieval only)
 
     @classmethod
-    def build(cls, prepared, objective: TrialObjective, max_cases: int | None = None, seed: int = 0) -> TuningData:
-        """Vocabularies from the training split; validation cases for a retrieval objective."""
+    def build(cls, prepared, objective: TrialObjective, max_cases: int | None = None, seed: int = 0,
+              train_sessions: int | None = None) -> TuningData:
+        """The ``train_sessions`` latest training sessions (all for ``None``); vocabularies from
+        the whole training split, so trials and the full retrain share one item space;
+        validation cases for a retrieval objective."""
         cases = validation_cases(prepared.validation, max_cases, seed) if objective.kind == "retrieval" else None
-        return cls(prepared.train, prepared.validation, prepared.catalog,
+        return cls(latest_sessions(prepared.train, train_sessions), prepared.validation, prepared.catalog,
                    FeatureVocabularies.build(prepared.train, prepared.catalog), cases)
-
-
-def trained_epochs(history, train_config: TrainConfig, monitor: str) -> int:
-    """Epochs that produced the kept weights: the best monitored epoch under early stopping."""
-    curve = history.history.get(monitor)
-    if train_config.early_stopping_patience and curve:
-        return int(np.nanargmax(curve)) + 1
-    return len(history.epoch)
 
 
 class SessionModelTuner(keras_tuner.Tuner):
@@ -90,6 +109,9 @@ class SessionModelTuner(keras_tuner.Tuner):
         tuner = SessionModelTuner(oracle, "retrieval", objective, space,
                                   directory="runs/tuning", project_name="retrieval")
         tuner.search(TuningData.build(load_prepared("data/shop"), objective))
+
+    Keyword arguments of ``search`` after the data go to every trial's training as in
+    keras-tuner (``callbacks=[...]``: Keras callbacks, after the project's own).
     """
 
     def __init__(self, oracle, kind: str, objective: TrialObjective, space: dict, model_config=None,
@@ -103,7 +125,7 @@ class SessionModelTuner(keras_tuner.Tuner):
         return Path(self.project_dir) / "tensorboard"
 
     def trial_configs(self, values: dict):
-        """``(model config, train config)`` for a trial's hyperparameter values."""
+        """``(model config, train config)`` for a trial's hyperparameter values (Hyperband's ``tuner/epochs`` included)."""
         model_config, train_config = configs_from_values(self.kind, values, self.model_config, self.train_config)
         if HYPERBAND_EPOCHS in values:
             train_config = dataclasses.replace(train_config, epochs=int(values[HYPERBAND_EPOCHS]))
@@ -114,7 +136,7 @@ class SessionModelTuner(keras_tuner.Tuner):
                    else [f"val_{name}" for name in RANKING_OBJECTIVES])
         board.write_experiment(self.tensorboard_dir, self.kind, self.space, metrics + ["epochs"])
 
-    def run_trial(self, trial, data: TuningData):
+    def run_trial(self, trial, data: TuningData, callbacks=()):
         values = trial.hyperparameters.values
         try:
             model_config, train_config = self.trial_configs(values)
@@ -123,24 +145,26 @@ class SessionModelTuner(keras_tuner.Tuner):
             raise keras_tuner.errors.FailedTrialError(str(exc)) from exc
         started = time.perf_counter()
         log_dir = self.tensorboard_dir / f"trial_{trial.trial_id}"
+        warm_start = {}
+        if values.get(HYPERBAND_PARENT) is not None:
+            parent = Path(self.get_trial_dir(values[HYPERBAND_PARENT])) / MODEL_DIR
+            warm_start = {"initial_weights": saved_weights(parent, data.train, train_config.max_length),
+                          "initial_epoch": int(values[HYPERBAND_INITIAL_EPOCH])}
+        train, monitor = (train_retrieval, RETRIEVAL_MONITOR) if self.kind == "retrieval" else (train_ranking, RANKING_MONITOR)
+        model, history = train(data.train, data.validation, data.catalog, model_config, train_config, vocab=data.vocab,
+                               log_dir=log_dir, extra_callbacks=list(callbacks), **warm_start)
         if self.kind == "retrieval":
-            model, history = train_retrieval(data.train, data.validation, data.catalog, model_config, train_config,
-                                             vocab=data.vocab, log_dir=log_dir)
-            metrics = retrieval_metrics(model, data.cases, self.objective.k, train_config.max_length)
-            monitor = RETRIEVAL_MONITOR
+            metrics = retrieval_metrics(model, data.cases, (self.objective.k,), train_config.max_length)
             write_item_projector(log_dir, model)
         else:
-            model, history = train_ranking(data.train, data.validation, data.catalog, model_config, train_config,
-                                           vocab=data.vocab, log_dir=log_dir)
             metrics = ranking_metrics(model, data.validation, train_config.max_length)
-            monitor = RANKING_MONITOR
         if not np.isfinite(metrics[self.objective.metric]):
             raise keras_tuner.errors.FailedTrialError(f"{self.objective.metric} is {metrics[self.objective.metric]}")
-        metrics["epochs"] = trained_epochs(history, train_config, monitor)
+        metrics["epochs"] = kept_epochs(history, train_config, monitor)
         self.save_model(trial.trial_id, model)
         seconds = time.perf_counter() - started
-        board.write_trial(log_dir, trial.trial_id, {k: v for k, v in values.items() if k in self.space},
-                          metrics, step=metrics["epochs"])
+        write_session(log_dir, trial.trial_id, {k: v for k, v in values.items() if k in self.space},
+                      metrics, step=metrics["epochs"])
         info = {"tuner_id": self.tuner_id, "seconds": round(seconds, 3)}
         (Path(self.get_trial_dir(trial.trial_id)) / TRIAL_INFO_FILE).write_text(json.dumps(info))
         return metrics

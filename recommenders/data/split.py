@@ -174,3 +174,20 @@ def unsplit_report(parts: dict[str, pd.DataFrame]) -> SplitReport:
         dropped=dict.fromkeys(SPLIT_REASONS, 0),
         parts={name: PartSummary.of(part) for name, part in parts.items()},
     )
+
+
+def latest_sessions(events: pd.DataFrame, n_sessions: int | None) -> pd.DataFrame:
+    """The events of the ``n_sessions`` sessions that ended last (all of them for ``None`` or fewer).
+
+    A time-ordered subsample: the sessions closest to validation and test, as a cheaper
+    stand-in for the whole training split (the multi-fidelity budget of tuning).
+
+    >>> events = pd.DataFrame({"session_id": ["a", "b", "b", "c"],
+    ...     "timestamp": pd.to_datetime(["2024-01-03", "2024-01-01", "2024-01-02", "2024-01-04"])})
+    >>> sorted(latest_sessions(events, 2)["session_id"].unique())
+    ['a', 'c']
+    """
+    if n_sessions is None:
+        return events
+    ends = events.groupby("session_id", sort=False)["timestamp"].max().sort_values(kind="stable")
+    return events[events["session_id"].isin(ends.index[-n_sessions:])]

@@ -34,9 +34,10 @@ def _check_k_values(k_values: Sequence[int], catalog_size: int) -> tuple[int, ..
     return tuple(int(k) for k in k_values)
 
 
-def _recommend(name: str, model: Recommender, cases: NextItemCases, k: int, batch_size: int) -> np.ndarray:
+def _recommend(name: str, model: Recommender, cases: NextItemCases, k: int, batch_size: int,
+               show_progress: bool) -> np.ndarray:
     batches = []
-    with tqdm(total=len(cases), desc=f"{name}: recommend", unit="case", leave=False) as progress:
+    with tqdm(total=len(cases), desc=f"{name}: recommend", unit="case", leave=False, disable=not show_progress) as progress:
         for start in range(0, len(cases), batch_size):
             batch = cases.take(np.arange(start, min(start + batch_size, len(cases))))
             ranked = np.asarray(model.recommend(batch, k))
@@ -68,13 +69,15 @@ def evaluate(
     train_events: pd.DataFrame | None = None,
     catalog: pd.DataFrame | None = None,
     batch_size: int = 2048,
+    show_progress: bool = True,
 ) -> EvaluationReport:
     """Fits (when training data is given) and scores every recommender on ``cases``.
 
     With ``train_events`` and ``catalog`` each model is fitted first and its fit time
     recorded; without them the models must already be trained (fit time is ``None``)
     and ``catalog_size`` must be given. Each model ranks ``max(k_values)`` items per case,
-    ``batch_size`` cases per call.
+    ``batch_size`` cases per call; ``show_progress`` False silences the progress bars (for
+    scoring inside a training loop).
     """
     if (train_events is None) != (catalog is None):
         raise ConfigError("give both train_events and catalog to fit the models, or neither to use them as trained")
@@ -91,14 +94,14 @@ def evaluate(
     k_values = _check_k_values(k_values, catalog_size)
 
     results = []
-    for name, model in tqdm(recommenders.items(), desc="models", unit="model"):
+    for name, model in tqdm(recommenders.items(), desc="models", unit="model", disable=not show_progress):
         fit_seconds = None
         if train_events is not None:
             started = time.perf_counter()
             model.fit(train_events, catalog)
             fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        ranked = _recommend(name, model, cases, max(k_values), batch_size)
+        ranked = _recommend(name, model, cases, max(k_values), batch_size, show_progress)
         recommend_seconds = time.perf_counter() - started
         values = score(ranked, cases.targets, k_values, catalog_size)
         results.append(ModelResult(name, values, fit_seconds, recommend_seconds))

@@ -147,7 +147,11 @@ class RankingConfig(TowerConfig):
 
 @dataclasses.dataclass
 class TrainConfig:
-    """How to fit: optimizer, budget, precision and reproducibility."""
+    """How to fit: optimizer, budget, precision and reproducibility.
+
+    ``max_validation_cases`` bounds the validation next-item cases that ``retrieve`` scores
+    after every epoch (:mod:`recommenders.models.validation`; a fixed random subset).
+    """
 
     epochs: int = 8
     batch_size: int = 256
@@ -163,9 +167,14 @@ class TrainConfig:
     # tf.distribute strategy (models/distribute.py): one device, this machine's devices, or a
     # cluster of workers described by TF_CONFIG. batch_size stays the global batch.
     distribute: str = "none"
+    max_validation_cases: int = 5_000
 
     OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
     DISTRIBUTE = ("none", "mirrored", "multi-worker")
+    # Fields a hyperparameter search must not set: they say how to run or measure, not what
+    # to learn (epochs: the trial budget, or Hyperband's to allot). Every other scalar field
+    # is tunable (tuning/space.py), so a new field that is not a hyperparameter belongs here.
+    NOT_TUNABLE = ("epochs", "seed", "verbose", "mixed_precision", "xla", "max_validation_cases", "distribute")
 
     def validate(self) -> TrainConfig:
         check_fields(self)
@@ -178,6 +187,7 @@ class TrainConfig:
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be >= 0")
         _check(self.distribute in self.DISTRIBUTE,
                f"distribute must be one of {', '.join(self.DISTRIBUTE)}, got {self.distribute!r}")
+        _check(self.max_validation_cases >= 1, f"max_validation_cases must be at least 1, got {self.max_validation_cases}")
         return self
 
 

@@ -3,6 +3,13 @@
 Training runs under the ``tf.distribute`` strategy of ``TrainConfig.distribute``
 (:mod:`recommenders.models.distribute`): :func:`_train` builds the model and optimizer in
 its scope and Keras ``fit`` splits every global batch over the replicas.
+
+Retrieval stops early on ``val_MRR@20`` of the exported ``retrieve`` score (catalog
+softmax mixed with the repeat head, :mod:`recommenders.models.validation`), not on
+FactorizedTopK's catalog-only accuracy. MRR rather than HR: it moves with every rank
+change inside the top 20, not only when a target crosses rank 20, so patience counts
+fewer spurious plateaus, and it is the metric on which the hand-tuned and searched
+configurations differ most.
 """
 
 from __future__ import annotations
@@ -21,13 +28,9 @@ from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConf
 from recommenders.models.distribute import strategy_for
 from recommenders.models.fusion import fit_gate
 from recommenders.models.ranking import MultiTaskRanker
-from recommenders.models.retrieval import (
-    EVALUATION_KS,
-    RefreshCatalogIndex,
-    SessionRetrievalModel,
-    catalog_log_probabilities,
-)
+from recommenders.models.retrieval import RefreshCatalogIndex, SessionRetrievalModel, catalog_log_probabilities
 from recommenders.models.towers import FIRST_ITEM_INDEX, precision_policy
+from recommenders.models.validation import VALIDATION_KS, RetrievalValidation, validation_cases
 from recsys_base.errors import DataError
 from recsys_base.tf_compat import tensorflow
 
@@ -35,7 +38,7 @@ tf = tensorflow()
 
 # Multipliers of the neighbour tables' fitted share tried on validation (fit_fusion).
 FUSION_TABLE_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
-RETRIEVAL_MONITOR = f"val_factorized_top_k/top_{max(EVALUATION_KS)}_categorical_accuracy"
+RETRIEVAL_MONITOR = f"val_MRR@{max(VALIDATION_KS)}"
 RANKING_MONITOR = "val_click_auc"
 
 
@@ -114,19 +117,25 @@ def _sharded_by_data(dataset):
 
 
 def fit(model, train_events, validation_events, train_config: TrainConfig, monitor: str,
-        log_dir=None, backup_dir=None, extra_callbacks=(), backup_every_steps: int | None = None):
+        log_dir=None, backup_dir=None, extra_callbacks=(), backup_every_steps: int | None = None,
+        initial_epoch: int = 0):
     """Fits ``model`` on every position of the training sessions, validating each epoch.
 
     ``log_dir`` gets TensorBoard scalars and the graph; ``backup_dir`` makes the run
     resumable (``BackupAndRestore``): rerunning the same call after an interruption
     continues from the last backup, taken every epoch or every ``backup_every_steps``
-    batches, and ends in the state an uninterrupted run reaches. Returns the Keras ``History``.
+    batches, and ends in the state an uninterrupted run reaches. ``extra_callbacks`` run
+    before early stopping and TensorBoard, so metrics they add to the epoch logs are
+    monitored and written. ``initial_epoch`` continues a model trained that many epochs
+    (a warm start): the optimizer's step counter starts there, so the learning-rate decay
+    and the batch order continue where that training stopped. Returns the Keras ``History``.
     ``train_config`` is trusted: its entry point (``train_run``, the tuner) validated it.
     """
     sequences = _sequences(train_events, train_config.max_length, "training")
     train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True)
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
     optimizer = make_optimizer(train_config, steps_per_epoch)
+    optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # BackupAndRestore, when resuming, overrides it
     start = StreamStart(optimizer)
     train = _sharded_by_data(resumable_stream(train, start))
     validation = _sharded_by_data(to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512))
@@ -146,7 +155,33 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     # ("auto", a sum) adds them up again over the workers of a multi-worker cluster.
     model.distribute_reduction_method = "first"
     return model.fit(train, validation_data=validation, epochs=train_config.epochs, steps_per_epoch=steps_per_epoch,
-                     callbacks=callbacks, verbose=train_config.verbose)
+                     callbacks=callbacks, verbose=train_config.verbose, initial_epoch=initial_epoch)
+
+
+def kept_epochs(history, train_config: TrainConfig, monitor: str) -> int:
+    """Epochs (counted from the start, a warm start's earlier ones included) that produced the
+    kept weights: the best monitored epoch under early stopping (its ``restore_best_weights``),
+    else the last."""
+    curve = history.history.get(monitor)
+    if train_config.early_stopping_patience and curve:
+        return history.epoch[int(np.nanargmax(curve))] + 1
+    return history.epoch[-1] + 1
+
+
+def saved_weights(directory, train_events, max_length: int):
+    """An ``initial_weights`` warm start: the weights :func:`save_trained` wrote to ``directory``.
+
+    The model is built first (one loss computation on a few training sessions), so the
+    weights are in place before training starts instead of restored lazily inside its first
+    step; every model variable must be found in the saved weights.
+    """
+    def load(model):
+        first_sessions = train_events["session_id"].drop_duplicates().head(8)
+        sample = _sequences(train_events[train_events["session_id"].isin(first_sessions)], max_length, "training")
+        model.compute_loss(sample.features(), training=True)
+        model.load_weights(str(Path(directory) / "weights")).assert_existing_objects_matched().expect_partial()
+
+    return load
 
 
 def _train(model_class, monitor, callbacks, train_events, validation_events, catalog, model_config, train_config,
@@ -157,7 +192,7 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     # The model's and the optimizer's variables are made in the scope: mirrored on every replica.
     with strategy.scope(), precision_policy(train_config.mixed_precision):
         model = model_class(vocab, model_config)
-    if initial_weights is not None:  # a warm start (recommenders/models/warm_start.py)
+    if initial_weights is not None:  # a warm start: saved_weights, or recommenders/models/warm_start.py
         initial_weights(model)
     fusion = getattr(model, "fusion", None)
     if fusion is not None:  # counted on this run's training events, also after a warm start
@@ -224,7 +259,7 @@ def fit_fusion(model: SessionRetrievalModel, validation_events, train_config: Tr
     # The likelihood fit weighs the tables for calibrated probabilities; the ranking the
     # shop sees may prefer another share: pick the scale with the best HR@K + MRR@K.
     ranks = np.concatenate([target_ranks(*batch).numpy() for batch in batches()], axis=1)
-    k = max(EVALUATION_KS)
+    k = max(VALIDATION_KS)
     quality = [(ranks_at <= k).mean() + np.where(ranks_at <= k, 1.0 / ranks_at, 0.0).mean() for ranks_at in ranks]
     best = int(np.argmax(quality))
     model.fusion.table_log_scale.assign(np.log(FUSION_TABLE_SCALES[best]))
@@ -243,9 +278,14 @@ def train_retrieval(train_events, validation_events, catalog, model_config: Retr
                     **fit_kwargs):
     """Builds vocabularies (unless given) and fits a :class:`SessionRetrievalModel`; see :func:`fit`.
 
-    ``initial_weights(model)``, when given, sets the new model's weights before fitting (a warm start).
+    Every epoch ends with ``retrieve`` scored on at most ``train_config.max_validation_cases``
+    validation cases (``val_HR@K``, ``val_MRR@K``; early stopping monitors
+    :data:`RETRIEVAL_MONITOR`). ``initial_weights(model)``, when given, sets the new model's
+    weights before fitting (a warm start: :func:`saved_weights`, or a grown model's copy).
     """
-    return _train(SessionRetrievalModel, RETRIEVAL_MONITOR, [RefreshCatalogIndex()], train_events, validation_events,
+    cases = validation_cases(validation_events, train_config.max_validation_cases, train_config.seed)
+    callbacks = [RefreshCatalogIndex(), RetrievalValidation(cases, train_config.max_length)]
+    return _train(SessionRetrievalModel, RETRIEVAL_MONITOR, callbacks, train_events, validation_events,
                   catalog, model_config, train_config, vocab, initial_weights, **fit_kwargs)
 
 

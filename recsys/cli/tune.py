@@ -8,6 +8,7 @@ and exports once every worker is done.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from recommenders.models.config import TrainConfig
@@ -28,17 +29,23 @@ def register(subparsers) -> None:
     tune.add_argument("--max-trials", type=int, default=TuningConfig.max_trials, help="trial budget (default: %(default)s)")
     tune.add_argument("--time-limit", type=optional_float, default=TuningConfig.time_limit_seconds, metavar="SECONDS",
                       help="start no new trial after this many seconds (running ones finish)")
-    tune.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs per trial (early stopping may end "
-                                                                         "sooner; hyperband's maximum; default: %(default)s)")
-    tune.add_argument("--max-length", type=int, default=TrainConfig.max_length,
-                      help="session events the models see (default: %(default)s)")
+    tune.add_argument("--config", type=Path, help="JSON run config (as for recsys train): its --kind and train sections "
+                                                  "are the known-good configuration, run as the first trial")
+    tune.add_argument("--epochs", type=int, help="epochs per trial (early stopping may end sooner; hyperband's "
+                                                 f"maximum; default: the config's, else {TrainConfig.epochs})")
+    tune.add_argument("--max-length", type=int, help="session events the models see (default: the config's, else "
+                                                     f"{TrainConfig.max_length})")
     tune.add_argument("--space", type=Path, help="JSON or YAML file overriding search space entries")
     tune.add_argument("--validation-cases", type=optional_int, default=TuningConfig.max_validation_cases,
                       help="retrieval: score trials on at most this many validation cases ('none': all; "
                            "default: %(default)s)")
+    tune.add_argument("--train-sessions", type=optional_int, default=TuningConfig.train_sessions,
+                      help="trials train on the latest N training sessions (multi-fidelity; 'none': all; the "
+                           "--export-dir retrain uses all; default: all)")
     tune.add_argument("--max-failures", type=int, default=TuningConfig.max_consecutive_failed_trials,
                       help="stop after this many consecutive failed trials (default: %(default)s)")
-    tune.add_argument("--seed", type=int, default=TuningConfig.seed, help="search and training seed (default: %(default)s)")
+    tune.add_argument("--seed", type=int, help="search and training seed (default: the config's, else "
+                                               f"{TrainConfig.seed})")
     tune.add_argument("--directory", type=Path, default=Path(TuningConfig.directory),
                       help="where trials, logs and TensorBoard files go (default: %(default)s)")
     tune.add_argument("--project", help="project name under --directory (default: the kind); rerun to resume")
@@ -51,13 +58,18 @@ def register(subparsers) -> None:
 
 
 def _tune(args) -> int:
+    from recsys.workflow import RunConfig
     from tuning.space import load_space
 
     # Every input is checked before TensorFlow loads, so mistakes answer at once.
-    train_config = TrainConfig(epochs=args.epochs, max_length=args.max_length, seed=args.seed, verbose=0).validate()
+    run_config = RunConfig.from_file(args.config) if args.config else RunConfig()
+    given = {"epochs": args.epochs, "max_length": args.max_length, "seed": args.seed}
+    train_config = dataclasses.replace(run_config.train, verbose=0,
+                                       **{name: value for name, value in given.items() if value is not None}).validate()
     config = TuningConfig(kind=args.kind, tuner=args.tuner, objective=args.objective, max_trials=args.max_trials,
                           time_limit_seconds=args.time_limit, max_validation_cases=args.validation_cases,
-                          max_consecutive_failed_trials=args.max_failures, seed=args.seed,
+                          train_sessions=args.train_sessions, max_consecutive_failed_trials=args.max_failures,
+                          seed=train_config.seed,
                           directory=str(args.directory), project_name=args.project, overwrite=args.overwrite,
                           space_file=str(args.space) if args.space else None).validate()
     load_space(args.kind, args.space)
@@ -70,7 +82,8 @@ def _tune(args) -> int:
 
     from tuning.search import retrain_and_export, run_search
 
-    result = run_search(prepared, config, train_config=train_config)
+    other_kind = next(kind for kind in KINDS if kind != args.kind)
+    result = run_search(prepared, config, model_config=getattr(run_config, args.kind), train_config=train_config)
     if result.role == "worker":
         print(f"worker {result.tuner.tuner_id} done; the chief holds the leaderboard")
         return 0
@@ -81,6 +94,6 @@ def _tune(args) -> int:
         print(result.leaderboard.to_string(index=False))
     print(f"leaderboard: {csv}")
     if args.export_dir is not None:
-        exported = retrain_and_export(result, prepared, args.export_dir)
+        exported = retrain_and_export(result, prepared, args.export_dir, other_model_config=getattr(run_config, other_kind))
         print("exported: " + ", ".join(str(path) for path in exported.values()))
     return 0

@@ -79,3 +79,25 @@ def test_no_scalar_series_only_holds_zeros_and_validation_metrics_stay_in_valida
         assert metric in tags[f"{part}/validation"]
         assert metric not in tags[f"{part}/train"]
         assert "epoch_loss" in tags[f"{part}/train"]
+
+
+@pytest.mark.slow
+def test_retrieve_metrics_per_epoch_and_an_hparams_session_per_model(trained_run_dir):
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    multiplexer = EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(trained_run_dir / "logs"))
+    multiplexer.Reload()
+    # The mixed retrieve score of every epoch, next to Keras's own validation curves.
+    validation_tags = multiplexer.Runs()["retrieval/validation"]["tensors"]
+    assert {"epoch_HR@10", "epoch_MRR@10", "epoch_HR@20", "epoch_MRR@20"} <= set(validation_tags)
+    assert len(multiplexer.Tensors("retrieval/validation", "epoch_MRR@20")) == 8  # TEST_RUN_CONFIG's epochs
+
+    # One HParams session per model, in the tuner's format: config field names, kept-epoch metrics.
+    sessions = multiplexer.PluginRunToTagToContent("hparams")
+    assert {"retrieval", "ranking"} <= set(sessions)
+    start = plugin_data_pb2.HParamsPluginData.FromString(sessions["retrieval"]["_hparams_/session_start_info"])
+    values = {name: value.ListFields()[0][1] for name, value in start.session_start_info.hparams.items()}
+    assert values["lstm_units"] == 64 and values["repeat_head"] is True and "xla" not in values
+    assert {"val_HR@20", "val_MRR@20", "epochs"} <= set(multiplexer.Runs()["retrieval"]["tensors"])

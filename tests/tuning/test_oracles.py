@@ -87,3 +87,16 @@ def test_hyperband_trials_train_for_the_epochs_hyperband_allots(tmp_path):
     model_config, train_config = tuner.trial_configs(trial.hyperparameters.values)
     assert train_config.epochs == trial.hyperparameters.values["tuner/epochs"] < 9
     assert model_config.embedding_dim == trial.hyperparameters.values["embedding_dim"]
+
+
+def test_hyperband_repeats_its_brackets_until_the_trial_budget_is_spent(tmp_path):
+    # max_epochs 3 (factor 3): one round of brackets is 4 + 2 = 6 trials.
+    continuous = keras_tuner.HyperParameters()
+    continuous.Float("learning_rate", 1e-4, 1e-1, sampling="log")
+    oracle = make_oracle("hyperband", OBJECTIVE, continuous, max_trials=10, max_epochs=3)
+    oracle._set_project_dir(str(tmp_path), "project")
+    for score in range(10):
+        trial = oracle.create_trial("tuner0")
+        assert trial.status == "RUNNING", f"trial {score} did not start"
+        finish(oracle, trial, score / 10)
+    assert oracle.create_trial("tuner0").status == "STOPPED"

@@ -85,9 +85,47 @@ def test_bad_file_names_the_bad_key_or_value(tmp_path, text, message):
 def test_every_non_tunable_name_is_a_train_config_field():
     # A stale name (a renamed field) would leave the real field tunable by accident.
     from recommenders.models.config import TrainConfig
-    from tuning import space
 
-    assert space._NOT_TUNABLE <= {field.name for field in dataclasses.fields(TrainConfig)}
+    assert set(TrainConfig.NOT_TUNABLE) <= {field.name for field in dataclasses.fields(TrainConfig)}
+
+
+def test_only_what_to_learn_is_tunable_in_train_config():
+    # A new TrainConfig field is tunable unless listed in NOT_TUNABLE: this list makes adding one a decision.
+    from recommenders.models.config import TrainConfig
+    from recommenders.models.hparams import tunable_fields
+
+    assert set(tunable_fields(TrainConfig)) == {"batch_size", "learning_rate", "learning_rate_decay", "optimizer",
+                                                 "max_length", "early_stopping_patience"}
+
+
+def test_tunable_model_fields_are_derived_from_the_config_dataclass():
+    from recommenders.models.config import RetrievalConfig
+    from recommenders.models.hparams import tunable_fields
+    from tuning.space import field_type
+
+    scalar = {f.name for f in dataclasses.fields(RetrievalConfig)}
+    assert set(tunable_fields(RetrievalConfig)) == scalar  # every retrieval field is a scalar hyperparameter
+    assert field_type("retrieval", "negatives") is str and field_type("retrieval", "repeat_head") is bool
+
+
+def test_default_retrieval_space_covers_the_model_as_it_is():
+    space = default_space("retrieval")
+    assert {"repeat_head", "session_item_readout", "learning_rate_decay", "l2_normalize", "temperature", "negatives",
+            "extra_negatives", "dropout", "embedding_dim", "output_dim", "lstm_units", "lstm_layers"} <= set(space)
+    for name, spec in space.items():  # every default entry is a valid value of its field
+        values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
+        for value in values:
+            configs_from_values("retrieval", {name: value})
+
+
+def test_known_values_widen_the_space_and_fixed_entries_stay():
+    from tuning.space import anchored
+
+    space = {"lstm_units": Choice((64, 128)), "temperature": Range(0.05, 1.0, sampling="log"), "dropout": Fixed(0.1),
+             "embedding_dim": Choice((32, 64))}
+    widened = anchored(space, {"lstm_units": 96, "temperature": 0.03, "dropout": 0.3, "embedding_dim": 64})
+    assert widened == {"lstm_units": Choice((64, 128, 96)), "temperature": Range(0.03, 1.0, sampling="log"),
+                       "dropout": Fixed(0.1), "embedding_dim": Choice((32, 64))}
 
 
 def test_invalid_json_and_missing_file(tmp_path):

@@ -16,6 +16,7 @@ from recsys.cli import main
     (["--time-limit", "0"], "time limit must be positive seconds, got 0.0"),
     (["--epochs", "0"], "epochs must be at least 1, got 0"),
     (["--max-length", "1"], "max_length must be at least 2, got 1"),
+    (["--train-sessions", "0"], "train_sessions must be at least 1, got 0"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, flags, message):
     space = tmp_path / "space.yaml"
@@ -44,5 +45,13 @@ def test_incomplete_distributed_environment_is_a_config_error(tiny_shop, monkeyp
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.delenv("KERASTUNER_ORACLE_PORT", raising=False)
     assert main(["tune", "--data", str(tiny_shop[1])]) == 2
-    assert 'Environment variable "KERASTUNER_ORACLE_IP" was set, but "KERASTUNER_ORACLE_PORT" was not' in \
+    assert "KERASTUNER_ORACLE_IP is set but KERASTUNER_ORACLE_PORT is not: distributed tuning needs" in \
         capsys.readouterr().err
+
+
+def test_bad_known_good_config_file_names_the_field(tmp_path, capsys):
+    config = tmp_path / "run.json"
+    config.write_text('{"retrieval": {"lstm_unitz": 64}}')
+    assert main(["tune", "--data", str(tmp_path / "missing"), "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert f"{config}: unknown retrieval setting(s) lstm_unitz" in error and error.count("\n") == 1
