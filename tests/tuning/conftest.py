@@ -25,7 +25,9 @@ import recsys_base  # noqa: F401  (selects Keras 2 before anything imports Tenso
 TINY = {"embedding_dim": 8, "output_dim": 8, "feature_dim": 4, "lstm_units": 8, "lstm_layers": 1, "dropout": 0.0,
         "l2": 0.0, "l2_normalize": False, "optimizer": "adam", "batch_size": 128, "temperature": 0.1,
         "extra_negatives": 64, "max_title_tokens": 4, "session_attention": True, "learning_rate_decay": 1.0,
-        "repeat_head": True, "session_item_readout": True, "negatives": "sampled"}
+        "repeat_head": True, "session_item_readout": True, "negatives": "sampled",
+        # Neighbour tables alone rank well: without them an untrained trial is known to be worst.
+        "fusion": False, "neighbours_per_item": 50, "co_occurrence_window": 3}
 LEARNING_RATES = [1e-6, 0.003, 0.01]
 
 
