@@ -78,9 +78,10 @@ def test_one_step_on_two_replicas_matches_one_device(mirrored):
     one_step = mirrored["one_step"]
     assert one_step["replicas"] == 2
     # Per variable, |update on 2 replicas - update on one device| / |update on one device|.
-    # Measured: 6e-6 (float32 sums in another order); with the regularization loss whole on
-    # each replica 0.65, with the repeat gate's mean taken per replica 0.05.
-    assert one_step["max_update_relative_error"] < 1e-4
+    # Measured: 6e-6 with unnormalized towers, 1.1e-4 with L2-normalized ones (the default;
+    # float32 sums in another order); with the regularization loss whole on each replica
+    # 0.65, with the repeat gate's mean taken per replica 0.05.
+    assert one_step["max_update_relative_error"] < 1e-3
     assert one_step["mirrored_logs"] == pytest.approx(one_step["single_logs"], rel=1e-5)
 
 
