@@ -127,13 +127,13 @@ def run(args) -> dict:
         module.repeat_head = repeat_head if with_repeat else None
         module.fusion = fusion() if fusion else None
         started = time.perf_counter()
-        ranked = _recommend(name, SignatureRecommender(module.retrieve, config.train.max_length), cases, K, 512)
+        ranked = _recommend(name, SignatureRecommender(module.retrieve, config.train.max_length), cases, K, 512, True)
         rows[name] = {**split_metrics(ranked, cases, revisit), "seconds": time.perf_counter() - started}
         print(f"{name}: {rows[name]}", flush=True)
     for name, baseline in (("markov-1", MarkovChain()), ("session-knn", SessionKNN())):
         baseline.fit(seen, prepared.catalog)
         started = time.perf_counter()
-        rows[name] = {**split_metrics(_recommend(name, baseline, cases, K, 512), cases, revisit),
+        rows[name] = {**split_metrics(_recommend(name, baseline, cases, K, 512, True), cases, revisit),
                       "seconds": time.perf_counter() - started}
         print(f"{name}: {rows[name]}", flush=True)
     return {
