@@ -20,6 +20,11 @@ def session_inputs(cases: NextItemCases, max_length: int) -> dict[str, np.ndarra
     return {name: features[name] for name in contract.SESSION_INPUTS}
 
 
+def as_tensors(inputs: dict[str, np.ndarray]) -> dict:
+    """Contract inputs as TensorFlow tensors: object (string) arrays as ``tf.string``, others as they are."""
+    return {name: tf.constant(values.astype(str) if values.dtype == object else values) for name, values in inputs.items()}
+
+
 class SignatureRecommender:
     """Ranks evaluation cases with a ``retrieve`` or ``recommend`` signature.
 
@@ -60,7 +65,5 @@ class SignatureRecommender:
         return inputs
 
     def recommend(self, cases: NextItemCases, k: int) -> np.ndarray:
-        tensors = {name: tf.constant(values.astype(str) if values.dtype == object else values)
-                   for name, values in self.inputs(cases, k).items()}
-        outputs = self.signature(**tensors)
+        outputs = self.signature(**as_tensors(self.inputs(cases, k)))
         return outputs[contract.ITEM_IDS].numpy().astype(str).astype(object)

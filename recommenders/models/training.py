@@ -214,7 +214,7 @@ def fit_fusion(model: SessionRetrievalModel, validation_events, train_config: Tr
     out. See :func:`recommenders.models.fusion.fit_gate` for what is returned.
     """
     from recommenders.evaluation.cases import make_next_item_cases
-    from recommenders.models.inference import session_inputs
+    from recommenders.models.inference import as_tensors, session_inputs
     from recommenders.models.serving_modules import RetrievalModule, _features
 
     cases = make_next_item_cases(validation_events)
@@ -248,9 +248,7 @@ def fit_fusion(model: SessionRetrievalModel, validation_events, train_config: Tr
     def batches():
         for first in range(0, len(cases), batch_size):
             batch = cases.take(np.arange(first, min(first + batch_size, len(cases))))
-            inputs = {name: tf.constant(values.astype(str) if values.dtype == object else values)
-                      for name, values in session_inputs(batch, train_config.max_length).items()}
-            yield inputs, tf.constant(batch.targets.astype(str))
+            yield as_tensors(session_inputs(batch, train_config.max_length)), tf.constant(batch.targets.astype(str))
 
     parts = [[t.numpy() for t in examples(*batch)] for batch in batches()]
     log_model, state, items, columns = (np.concatenate([part[i] for part in parts]) if i != 2 else
