@@ -3,7 +3,7 @@
 The search starts from the hand configuration (``benchmarks/configs/diginetica.json``,
 trial 0) and runs Hyperband with warm start on a multi-fidelity budget: trials train on
 the latest ``--train-sessions`` training sessions and are scored on ``--validation-cases``
-validation cases by ``retrieve``'s HR@20. The best configuration is then retrained on all
+validation cases by ``retrieve``'s HR@20 + MRR@20 (``--objective``: the bar is both). The best configuration is then retrained on all
 training sessions exactly as the hand configuration is (up to ``--epochs`` epochs, early
 stopping on validation MRR@20), and both are scored in the same run on the full test set:
 all 60,858 prefixes, full ranking over 43,097 items.
@@ -48,6 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--time-limit", type=float, default=4_200, help="seconds after which no new trial starts")
     parser.add_argument("--trial-epochs", type=int, default=4, help="epochs per trial (hyperband: the most it allots)")
     parser.add_argument("--space", type=Path, help="search space override file")
+    parser.add_argument("--objective", default="HR@20+MRR@20", help="what trials are judged by (tuning/objective.py)")
     parser.add_argument("--validation-cases", type=int, default=5_000, help="validation cases scoring each trial")
     parser.add_argument("--train-sessions", type=int, default=40_000,
                         help="trials train on the latest N training sessions (see benchmarks/tuning_fidelity.py)")
@@ -125,7 +126,7 @@ def run(args) -> dict:
         return train_retrieval(prepared.train, prepared.validation, prepared.catalog, model_config, train_config,
                                **fit_kwargs)
 
-    config = TuningConfig(kind="retrieval", tuner=args.tuner, objective="HR@20", max_trials=args.max_trials,
+    config = TuningConfig(kind="retrieval", tuner=args.tuner, objective=args.objective, max_trials=args.max_trials,
                           time_limit_seconds=args.time_limit, max_validation_cases=args.validation_cases,
                           train_sessions=args.train_sessions, directory=str(args.work_dir), project_name="retrieval",
                           space_file=str(args.space) if args.space else None)
@@ -170,7 +171,7 @@ def run(args) -> dict:
         "search": {"trials": len(table), "completed": int((table["status"] == "COMPLETED").sum()),
                    "wall_seconds": round(search_seconds), "best_trial": best.trial_id,
                    "best_is_hand_config": (tuned_model_config, tuned_train_config) == (hand.retrieval, hand.train),
-                   "best_validation_HR@20": float(best.score),
+                   "objective": result.objective.metric, "best_validation_score": float(best.score),
                    "best_values": {k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")}},
         "full_training_seconds": {"hand": round(hand_seconds) if hand_seconds else "reused",
                                   "tuned": round(tuned_seconds) if tuned_seconds else "reused"},
@@ -204,8 +205,8 @@ def markdown(result: dict) -> str:
         "",
         f"Search: {search['trials']} trials ({search['completed']} completed) in {search['wall_seconds']} s wall time; "
         f"full trainings (s): {json.dumps(result['full_training_seconds'])}; whole run {result['total_wall_seconds']} s, "
-        f"peak RSS {result['peak_rss_mb']} MB. Best trial {search['best_trial']} (validation HR@20 on the subsample "
-        f"{100 * search['best_validation_HR@20']:.2f}).",
+        f"peak RSS {result['peak_rss_mb']} MB. Best trial {search['best_trial']} ({search['objective']} on the "
+        f"validation subsample: {100 * search['best_validation_score']:.2f}).",
         "",
         f"Changed from the hand configuration: `{json.dumps(changed)}`"
         + (" (the search kept the hand configuration)." if search["best_is_hand_config"] else "."),

@@ -48,7 +48,7 @@ from recommenders.models.training import (
 from recommenders.models.validation import retrieval_metrics, validation_cases
 from recsys_base.errors import ConfigError
 from tuning import board
-from tuning.objective import RANKING_OBJECTIVES, TrialObjective, ranking_metrics
+from tuning.objective import RANKING_OBJECTIVES, TrialObjective, ranking_metrics, with_objective
 from tuning.space import configs_from_values
 
 TRIAL_INFO_FILE = "recsys_trial.json"
@@ -132,8 +132,8 @@ class SessionModelTuner(keras_tuner.Tuner):
         return model_config, train_config
 
     def on_search_begin(self):
-        metrics = ([f"val_HR@{self.objective.k}", f"val_MRR@{self.objective.k}"] if self.kind == "retrieval"
-                   else [f"val_{name}" for name in RANKING_OBJECTIVES])
+        metrics = (list(dict.fromkeys([f"val_HR@{self.objective.k}", f"val_MRR@{self.objective.k}", self.objective.metric]))
+                   if self.kind == "retrieval" else [f"val_{name}" for name in RANKING_OBJECTIVES])
         board.write_experiment(self.tensorboard_dir, self.kind, self.space, metrics + ["epochs"])
 
     def run_trial(self, trial, data: TuningData, callbacks=()):
@@ -154,7 +154,8 @@ class SessionModelTuner(keras_tuner.Tuner):
         model, history = train(data.train, data.validation, data.catalog, model_config, train_config, vocab=data.vocab,
                                log_dir=log_dir, extra_callbacks=list(callbacks), **warm_start)
         if self.kind == "retrieval":
-            metrics = retrieval_metrics(model, data.cases, (self.objective.k,), train_config.max_length)
+            metrics = with_objective(self.objective,
+                                     retrieval_metrics(model, data.cases, (self.objective.k,), train_config.max_length))
             write_item_projector(log_dir, model)
         else:
             metrics = ranking_metrics(model, data.validation, train_config.max_length)

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     tune.add_argument("--kind", choices=KINDS, default=TuningConfig.kind, help="which model to tune (default: %(default)s)")
     tune.add_argument("--tuner", choices=TUNERS, default=TuningConfig.tuner,
                       help="search algorithm (keras-tuner oracle; default: %(default)s)")
-    tune.add_argument("--objective", help="HR@K or MRR@K (retrieval, default HR@20); click_auc, cart_auc, "
+    tune.add_argument("--objective", help="HR@K, MRR@K or HR@K+MRR@K (retrieval, default HR@20); click_auc, cart_auc, "
                                           "purchase_auc or mean_auc (ranking, default click_auc)")
     tune.add_argument("--max-trials", type=int, default=TuningConfig.max_trials, help="trial budget (default: %(default)s)")
     tune.add_argument("--time-limit", type=optional_float, default=TuningConfig.time_limit_seconds, metavar="SECONDS",

@@ -11,7 +11,9 @@ from recsys.cli import main
 @pytest.mark.parametrize("flags, message", [
     (["--space", "{space}"], "{space}: retrieval.lstm_units[1]: lstm_units must be at least 1, got 0"),
     (["--max-trials", "0"], "max_trials must be at least 1, got 0"),
-    (["--objective", "NDCG@20"], "retrieval objective must be HR@K or MRR@K (e.g. HR@20), got 'NDCG@20'"),
+    (["--objective", "NDCG@20"], "retrieval objective must be HR@K, MRR@K or HR@K+MRR@K (e.g. HR@20), got 'NDCG@20'"),
+    (["--objective", "HR@20+MRR@10"], "retrieval objective must be HR@K, MRR@K or HR@K+MRR@K (e.g. HR@20), "
+                                      "got 'HR@20+MRR@10'"),
     (["--kind", "ranking", "--objective", "HR@20"], "ranking objective must be one of click_auc, cart_auc"),
     (["--time-limit", "0"], "time limit must be positive seconds, got 0.0"),
     (["--epochs", "0"], "epochs must be at least 1, got 0"),
