@@ -136,6 +136,9 @@ def run(args) -> dict:
     search_seconds = time.perf_counter() - started
     best = result.best_trial()
     tuned_model_config, tuned_train_config = best_configs(result, epochs=hand.train.epochs)
+    # Run settings (validation cases, verbosity, ...) as the hand training's: only hyperparameters differ.
+    tuned_train_config = dataclasses.replace(
+        tuned_train_config, **{name: getattr(hand.train, name) for name in type(hand.train).NOT_TUNABLE})
 
     hand_model, hand_seconds = trained_once(args.work_dir / "hand", train, hand.retrieval, hand.train)
     if (tuned_model_config, tuned_train_config) == (hand.retrieval, hand.train):  # the search kept trial 0
