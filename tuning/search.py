@@ -1,4 +1,4 @@
-"""A whole tuning run: search, leaderboard, retrain the best trial on train+validation, export.
+"""A whole tuning run: search, leaderboard, retrain the best trial on all training sessions, export.
 
 One model kind is tuned per search; the export pairs it with the other kind trained with
 its default configuration (at the same base training settings), because every
@@ -21,10 +21,9 @@ from pathlib import Path
 import keras_tuner
 import pandas as pd
 
-from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.hparams import hparam_values
-from recommenders.models.training import train_ranking, train_retrieval
+from recommenders.models.training import RANKING_MONITOR, RETRIEVAL_MONITOR, kept_epochs, train_ranking, train_retrieval
 from recsys_base.errors import ConfigError, DataError
 from tuning.config import TuningConfig
 from tuning.leaderboard import failure_reason, leaderboard
@@ -180,33 +179,33 @@ def retrain_best(result: SearchResult, prepared, epochs: int | None = None, **fi
 
 def retrain_and_export(result: SearchResult, prepared, export_dir: str | Path, version: int | None = None,
                        other_model_config=None) -> dict:
-    """Retrains the best trial on train+validation, pairs it with a model of the other kind
-    (``other_model_config``, default: that kind's defaults), and exports both as the next
-    SavedModel version. Returns ``{model name: version directory}``.
+    """Retrains the best trial on the whole training split (:func:`retrain_best`), pairs it
+    with a model of the other kind (``other_model_config``, default: that kind's defaults)
+    trained the same way, and exports both as the next SavedModel version. Returns
+    ``{model name: version directory}``.
 
-    The retrain runs for the best trial's number of epochs with early stopping off: the
-    validation split is now training data and only reported, not used to stop.
+    Both train as ``recsys train`` does: up to the search's base epochs, early stopping on
+    the validation split. Not on train + validation for the best trial's epoch count: a
+    trial's count was learned on its subsample (``TuningConfig.train_sessions``), and the
+    fusion gate must be fitted on sessions its neighbour tables were not counted from
+    (``recommenders/models/fusion.py``).
     """
     from recommenders.models.export import export_models
 
-    best = result.best_trial()
-    values, tuner = best.hyperparameters.values, result.tuner
-    model_config, train_config = tuner.trial_configs(values)
-    epochs = int(best.metrics.get_last_value("epochs"))
-    train_config = dataclasses.replace(train_config, epochs=epochs, early_stopping_patience=0)
-    events = pd.concat([prepared.train, prepared.validation], ignore_index=True)
-    vocab = FeatureVocabularies.build(events, prepared.catalog)
-    tuned_train = train_retrieval if result.config.kind == "retrieval" else train_ranking
-    tuned, _ = tuned_train(events, prepared.validation, prepared.catalog, model_config, train_config, vocab=vocab)
-    default_train = dataclasses.replace(tuner.train_config, early_stopping_patience=0)
+    best, tuner = result.best_trial(), result.tuner
+    tuned, history = retrain_best(result, prepared)
+    monitor = RETRIEVAL_MONITOR if result.config.kind == "retrieval" else RANKING_MONITOR
+    epochs = kept_epochs(history, tuner.train_config, monitor)
+    vocab = tuned.vocab
     if result.config.kind == "retrieval":
-        other, _ = train_ranking(events, prepared.validation, prepared.catalog, other_model_config or RankingConfig(), default_train, vocab=vocab)
+        other, _ = train_ranking(prepared.train, prepared.validation, prepared.catalog,
+                                 other_model_config or RankingConfig(), tuner.train_config, vocab=vocab)
         retrieval, ranking = tuned, other
     else:
-        other, _ = train_retrieval(events, prepared.validation, prepared.catalog, other_model_config or RetrievalConfig(), default_train,
-                                   vocab=vocab)
+        other, _ = train_retrieval(prepared.train, prepared.validation, prepared.catalog,
+                                   other_model_config or RetrievalConfig(), tuner.train_config, vocab=vocab)
         retrieval, ranking = other, tuned
     metadata = {"tuning": {"kind": result.config.kind, "objective": result.objective.metric,
                            "validation_score": float(best.score), "trial_id": best.trial_id,
-                           "hyperparameters": dict(values), "epochs": epochs}}
+                           "hyperparameters": dict(best.hyperparameters.values), "epochs": epochs}}
     return export_models(retrieval, ranking, export_dir, version=version, metadata=metadata)

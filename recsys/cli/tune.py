@@ -52,7 +52,7 @@ def register(subparsers) -> None:
     tune.add_argument("--overwrite", action="store_true", help="start the project afresh instead of resuming")
     tune.add_argument("--leaderboard", type=Path, help="CSV file for the leaderboard "
                                                        "(default: <directory>/<project>/leaderboard.csv)")
-    tune.add_argument("--export-dir", type=Path, help="retrain the best trial on train+validation and export "
+    tune.add_argument("--export-dir", type=Path, help="retrain the best trial on all training sessions and export "
                                                       "it as the next SavedModel version here")
     tune.set_defaults(func=_tune)
 
