@@ -24,6 +24,12 @@ def test_the_smallest_size_faithful_on_every_metric_is_chosen():
     assert smallest_faithful_size(study, 0.95) is None  # none is: trials use every session
 
 
+def test_one_swap_in_four_configs_meets_a_threshold_of_0_8():
+    # rho = 1 - 6 * 2 / (4 * 15) = 0.8 exactly, not a float a hair below it.
+    rho = rank_correlation([0.1, 0.3, 0.2, 0.4], [0.2, 0.5, 0.1, 0.6])
+    assert smallest_faithful_size({"correlations": {20_000: {"val_HR@20": rho, "val_MRR@20": 1.0}}}, 0.8) == 20_000
+
+
 def test_sampled_configs_are_valid_draws_over_the_base():
     base_model, base_train = RetrievalConfig(use_user=False), TrainConfig(epochs=3)
     space = {"lstm_units": Choice((32, 64)), "optimizer": Choice(("adam", "sgd")), "dropout": Fixed(0.2)}
