@@ -170,9 +170,7 @@ def run(args) -> dict:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="distributed-training-"))
     timings = {mode: train_in_processes(args, mode, work_dir / mode) for mode in MODES}
 
-    cases = make_next_item_cases(load(args).test)
-    if args.test_cases and len(cases) > args.test_cases:
-        cases = cases.take(np.sort(np.random.default_rng(0).choice(len(cases), args.test_cases, replace=False)))
+    cases = make_next_item_cases(load(args).test).subset(args.test_cases or None)
     models = {mode: load_trained(work_dir / mode / "model") for mode in MODES}
     modules = {mode: RetrievalModule(model, config.train.max_length) for mode, model in models.items()}
     report = evaluate({mode: SignatureRecommender(module.retrieve, module.max_session_events)

@@ -65,10 +65,7 @@ def load(args):
 
     prepared = load_srgnn_splits(args.data_dir, validation_fraction=args.validation_fraction)
     prepared.train = latest_sessions(prepared.train, args.max_train_sessions)
-    cases = make_next_item_cases(prepared.test)
-    if args.test_cases and len(cases) > args.test_cases:
-        cases = cases.take(np.sort(np.random.default_rng(0).choice(len(cases), args.test_cases, replace=False)))
-    return prepared, cases
+    return prepared, make_next_item_cases(prepared.test).subset(args.test_cases or None)
 
 
 def trained_once(directory: Path, train, model_config, train_config):

@@ -67,6 +67,20 @@ class NextItemCases:
             targets=self.targets[indices],
         )
 
+    def subset(self, max_cases: int | None, seed: int = 0) -> NextItemCases:
+        """A fixed random subset of at most ``max_cases`` cases (``None``: all), in their order.
+
+        The same ``seed`` picks the same cases, so scores of different models or epochs
+        on a subset compare like for like.
+
+        Example::
+
+            cases.subset(5_000)  # every model scored on the same 5,000 cases
+        """
+        if max_cases is None or len(self) <= max_cases:
+            return self
+        return self.take(np.sort(np.random.default_rng(seed).choice(len(self), size=max_cases, replace=False)))
+
 
 def _strings(series: pd.Series) -> np.ndarray:
     return series.astype("string").fillna("").to_numpy(dtype=object)

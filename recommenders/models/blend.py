@@ -211,8 +211,7 @@ def fit_recommend(module: RecommendModule, cases: NextItemCases, explicit: Recom
                   max_cases: int = MAX_FIT_CASES, seed: int = 0) -> BlendFit:
     """Fits the pool and weight on ``cases`` (validation); a value set in ``explicit`` is kept, not fitted."""
     explicit = explicit or RecommendConfig()
-    if len(cases) > max_cases:
-        cases = cases.take(np.sort(np.random.default_rng(seed).choice(len(cases), max_cases, replace=False)))
+    cases = cases.subset(max_cases, seed)
     pools = (explicit.candidate_pool,) if explicit.candidate_pool is not None else POOLS
     weights = (explicit.ranking_weight,) if explicit.ranking_weight is not None else RANKING_WEIGHTS
     return fit_blend(pool_scores(module, cases, max(pools)), pools, weights)

@@ -24,7 +24,6 @@ Example (an untrained model ranks the target somewhere in a 300-item catalog):
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from recsys_base.tf_compat import tensorflow
@@ -39,11 +38,7 @@ def validation_cases(validation_events: pd.DataFrame, max_cases: int | None, see
     """Next-item cases of the validation split, a fixed random subset of ``max_cases`` if larger."""
     from recommenders.evaluation.cases import make_next_item_cases
 
-    cases = make_next_item_cases(validation_events)
-    if max_cases is not None and len(cases) > max_cases:
-        rows = np.sort(np.random.default_rng(seed).choice(len(cases), size=max_cases, replace=False))
-        cases = cases.take(rows)
-    return cases
+    return make_next_item_cases(validation_events).subset(max_cases, seed)
 
 
 def retrieval_metrics(model, cases, ks, max_length: int) -> dict[str, float]:

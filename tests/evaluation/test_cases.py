@@ -54,6 +54,15 @@ def test_take_selects_cases_in_the_given_order():
     assert len(picked) == 2
 
 
+def test_subset_is_a_fixed_random_choice_in_case_order():
+    cases = make_next_item_cases(events())
+    picked = cases.subset(3, seed=1)
+    positions = [cases.prefix_item_ids.index(prefix) for prefix in picked.prefix_item_ids]  # prefixes are unique here
+    assert len(set(positions)) == 3 and positions == sorted(positions)
+    assert cases.subset(3, seed=1).prefix_item_ids == picked.prefix_item_ids  # the same seed, the same cases
+    assert cases.subset(None) is cases and cases.subset(5) is cases  # no cap, or the cap not reached: every case
+
+
 def test_order_events_keeps_first_appearance_session_order():
     ordered, codes, seconds = order_events(events())
     assert ordered["session_id"].drop_duplicates().tolist() == ["s1", "s2", "s3"]
