@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -123,28 +122,17 @@ def training_process(args) -> None:
     leave_together(strategy)
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for listener in sockets:
-        listener.bind(("127.0.0.1", 0))
-    ports = [listener.getsockname()[1] for listener in sockets]
-    for listener in sockets:
-        listener.close()
-    return ports
-
-
 def train_in_processes(args, mode: str, directory: Path) -> dict:
     """Runs one training (``workers`` processes for multi-worker) and returns its ``timing.json``;
     a training finished by an earlier run into the same ``--work-dir`` is reused."""
     if (directory / "timing.json").is_file():
         return json.loads((directory / "timing.json").read_text())
     command = [sys.executable, __file__, *args.argv, "--train-into", str(directory), "--distribute", mode]
+    from recommenders.models.distribute import loopback_tf_configs
+
     environments = [dict(os.environ)]
     if mode == "multi-worker":
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(args.workers)]}
-        environments = [{**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
-                                                                                              "index": index}})}
-                        for index in range(args.workers)]
+        environments = [{**os.environ, "TF_CONFIG": tf_config} for tf_config in loopback_tf_configs(args.workers)]
     directory.mkdir(parents=True, exist_ok=True)
     logs = [open(directory / f"worker{index}.log", "w") for index in range(len(environments))]
     print(f"training with --distribute {mode} ({len(environments)} process(es), logs in {directory})", flush=True)

@@ -30,6 +30,7 @@ import functools
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -50,6 +51,30 @@ def split_cpu(devices: int) -> None:
     """
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+
+
+def loopback_tf_configs(workers: int) -> list[str]:
+    """One ``TF_CONFIG`` per worker of a cluster on this machine (free 127.0.0.1 ports), by task index.
+
+    For trying ``multi-worker`` without machines (tests, benchmarks): start one process per
+    value, each with its value in the ``TF_CONFIG`` environment variable.
+
+    >>> configs = [json.loads(value) for value in loopback_tf_configs(2)]
+    >>> [config["task"] for config in configs]
+    [{'type': 'worker', 'index': 0}, {'type': 'worker', 'index': 1}]
+    >>> configs[0]["cluster"] == configs[1]["cluster"] and len(set(configs[0]["cluster"]["worker"]))
+    2
+    """
+    # All sockets stay bound until every port is known: no port is handed out twice.
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for listener in sockets:
+            listener.bind(("127.0.0.1", 0))
+        cluster = {"worker": [f"127.0.0.1:{listener.getsockname()[1]}" for listener in sockets]}
+    finally:
+        for listener in sockets:
+            listener.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(workers)]
 
 
 def cluster_from_environment() -> dict:

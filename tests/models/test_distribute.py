@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from recommenders.models.config import TrainConfig
-from recommenders.models.distribute import cluster_from_environment
+from recommenders.models.distribute import cluster_from_environment, loopback_tf_configs
 from recsys.cli import main
 from recsys_base.errors import ConfigError
 
@@ -98,29 +97,17 @@ def test_mirrored_run_resumes_exactly_and_saves(mirrored):
     assert resume["saved_query_max_difference"] == resume["saved_catalog_max_difference"] == 0.0
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for listener in sockets:
-        listener.bind(("127.0.0.1", 0))
-    ports = [listener.getsockname()[1] for listener in sockets]
-    for listener in sockets:
-        listener.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_two_workers_on_loopback_train_and_the_chief_run_exports(small_shop_dir, tmp_path):
     from recsys.workflow import evaluate_run, export_run
 
     config, run = tmp_path / "run.json", tmp_path / "run"
     config.write_text(json.dumps(TINY_RUN))
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     workers = [
         subprocess.Popen([sys.executable, "-m", "recsys", "train", "--data", str(small_shop_dir), "--run", str(run),
                           "--config", str(config), "--distribute", "multi-worker"],
-                         env=_environment(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for index in range(2)
+                         env=_environment(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for tf_config in loopback_tf_configs(2)
     ]
     outputs = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, err) in zip(workers, outputs):
