@@ -25,8 +25,8 @@ def diginetica_parser(description: str, default_epochs: int) -> argparse.Argumen
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
     parser.add_argument("--epochs", type=int, default=default_epochs)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--learning-rate", type=float, default=0.003)
+    parser.add_argument("--batch-size", type=int, help="overrides the run config's (default 256)")
+    parser.add_argument("--learning-rate", type=float, help="overrides the run config's (default 0.003)")
     parser.add_argument("--validation-fraction", type=float, default=0.02,
                         help="latest training sessions held out for early stopping")
     parser.add_argument("--config", type=Path, help="JSON run config whose sections override defaults")
@@ -36,6 +36,9 @@ def diginetica_parser(description: str, default_epochs: int) -> argparse.Argumen
 def diginetica_run_config(args):
     """The run config of a Diginetica benchmark: ``--config`` (if any), then the command-line training settings.
 
+    ``--batch-size`` and ``--learning-rate`` override the config's only when given, so a
+    tuned config's own values (``benchmarks/configs/diginetica_tuned.json``) are kept.
+
     Diginetica has only item ids and categories: no users, queries or meaningful clock
     times, so those features are off in both towers. It has only views, so the ranker's
     cart and purchase tasks would never see a positive: their weights are 0 and the
@@ -44,8 +47,11 @@ def diginetica_run_config(args):
     from recsys.workflow import RunConfig
 
     config = RunConfig.from_file(args.config) if args.config else RunConfig()
-    config.train.epochs, config.train.batch_size = args.epochs, args.batch_size
-    config.train.learning_rate, config.train.verbose = args.learning_rate, 2
+    config.train.epochs, config.train.verbose = args.epochs, 2
+    if args.batch_size is not None:
+        config.train.batch_size = args.batch_size
+    if args.learning_rate is not None:
+        config.train.learning_rate = args.learning_rate
     for model in (config.retrieval, config.ranking):
         model.use_user = model.use_query = model.use_context = False
     config.ranking.cart_weight = config.ranking.purchase_weight = 0.0

@@ -15,7 +15,6 @@ Writes ``benchmarks/results/fusion_ablation_<dataset>.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 import time
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, diginetica_run_config, machine, peak_rss_mb, run_main
+from common import diginetica_parser, diginetica_run_config, machine, peak_rss_mb, run_main
 
 import recsys_base  # noqa: F401
 
@@ -33,16 +32,9 @@ K = 20
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = diginetica_parser(__doc__.split("\n\n")[0], default_epochs=12)
     parser.add_argument("--dataset", choices=("diginetica", "synthetic"), default="diginetica")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--output-dir", type=Path, default=RESULTS)
-    parser.add_argument("--config", type=Path, default=Path(__file__).resolve().parent / "configs" / "diginetica.json",
-                        help="Diginetica run config (the synthetic shop uses the demo's defaults)")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--learning-rate", type=float, default=0.003)
-    parser.add_argument("--validation-fraction", type=float, default=0.02)
+    parser.set_defaults(config=Path(__file__).resolve().parent / "configs" / "diginetica.json")
     return parser.parse_args(argv)
 
 
