@@ -203,6 +203,11 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
                   extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
     if fusion is not None:
         history.history["fusion"] = fit_fusion(model, validation_events, train_config)
+        # The gate is fitted, so the validation sessions may now join the tables the model
+        # serves with: they are the latest sessions, the nearest to the traffic it will see
+        # (new items' first transitions among them). The baselines count them too.
+        fusion.set_neighbours(ItemNeighbours.build(pd.concat([train_events, validation_events]), vocab.item_ids,
+                                                   model_config.neighbour_specs()))
     return model, history
 
 

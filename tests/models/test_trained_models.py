@@ -237,3 +237,22 @@ def test_exported_models_hold_the_neighbour_tables_and_only_stock_ops(exported, 
         variables = " ".join(node.attr["shared_name"].s.decode() for node in graph.node if node.op == "VarHandleOp")
         if name != contract.RANKING_MODEL:
             assert "neighbour_columns" in variables and "neighbour_weights" in variables, variables
+
+
+def test_served_neighbour_tables_count_the_validation_sessions_too(models, small_shop_dir):
+    """The gate is fitted on the validation split; the tables served afterwards also count
+    it, so the latest sessions' transitions reach the shop."""
+    import pandas as pd
+
+    from recommenders.features.neighbours import ItemNeighbours
+    from recommenders.models.towers import FIRST_ITEM_INDEX
+
+    data = load_prepared(small_shop_dir)
+    model = models.retrieval_model
+    specs = model.config.neighbour_specs()
+    item_ids = model.vocab.item_ids
+    served = model.fusion.weights_table.numpy()[:, FIRST_ITEM_INDEX:]
+    for events, should_match in ((pd.concat([data.train, data.validation]), True), (data.train, False)):
+        tables = ItemNeighbours.build(events, item_ids, specs).tables
+        counted = np.stack([tables[spec.name].weights for spec in specs])
+        assert np.allclose(served, counted) is should_match
