@@ -94,16 +94,21 @@ def run(args) -> dict:
     train_seconds = time.perf_counter() - started
     print(f"trained (fusion fitted) in {train_seconds:.0f} s: {history.history['fusion']}", flush=True)
     full_fusion, repeat_head = model.fusion, model.repeat_head
-    neighbours = ItemNeighbours.build(prepared.train, vocab.item_ids, config.retrieval.neighbour_specs())
-    names = list(neighbours.tables)
+    specs = config.retrieval.neighbour_specs()
+    # As training does: the gate is fitted with tables of the training sessions, and the
+    # model then serves with tables of the training and validation sessions.
+    fit_tables = ItemNeighbours.build(prepared.train, vocab.item_ids, specs)
+    served_tables = ItemNeighbours.build(seen, vocab.item_ids, specs)
+    names = list(fit_tables.tables)
 
-    def fusion_of(tables, layer=NeighbourFusion):
+    def fusion_of(tables, layer=NeighbourFusion, served=served_tables):
         fusion = layer(tables, model.item_encoder.num_indices, config.retrieval.neighbours_per_item,
                        state_dim=config.retrieval.output_dim, name="fusion")
-        fusion.set_neighbours(ItemNeighbours({name: neighbours.tables[name] for name in tables}))
+        fusion.set_neighbours(ItemNeighbours({name: fit_tables.tables[name] for name in tables}))
         model.fusion = fusion
         fit = fit_fusion(model, prepared.validation, config.train)
         print(f"  gate fitted for {tables}: {fit}", flush=True)
+        fusion.set_neighbours(ItemNeighbours({name: served.tables[name] for name in tables}))
         return fusion
 
     variants = {
@@ -111,6 +116,8 @@ def run(args) -> dict:
         "+ repeat pointer (previous model)": (True, None),
         **{f"+ repeat + {name}": (True, lambda name=name: fusion_of([name])) for name in names},
         "+ repeat + all tables, gate without session state": (True, lambda: fusion_of(names, StatelessGateFusion)),
+        "+ repeat + all tables, served tables without the validation sessions": (
+            True, lambda: fusion_of(names, served=fit_tables)),
         "+ repeat + all tables, session-conditioned gate (default)": (True, lambda: full_fusion),
     }
     rows = {}
