@@ -18,6 +18,11 @@ Memory is ``num_items * max_neighbours * 8`` bytes per table (int32 index + floa
 weight): 17 MB for Diginetica's 43,097 items at 50 neighbours, 400 MB for a million items.
 It grows linearly with the catalog, never with the number of sessions.
 
+A model trained on the same sessions the tables were counted from would find every
+training position's own next item in them: :meth:`ItemNeighbours.build_out_of_fold`
+counts one set of tables per fold of sessions, each without that fold's sessions
+(:func:`session_folds`), for the positions of that fold to read while training.
+
 Example (sessions a b c and a b; "b" follows "a" twice, "c" follows "b" once):
 
 >>> table = NeighbourTable.build([[0, 1, 2], [0, 1]], num_items=3, window=1, max_neighbours=2)
@@ -38,6 +43,18 @@ from recsys_base.errors import ConfigError, DataError
 
 # Marks an empty neighbour slot in ``NeighbourTable.indices``.
 NO_NEIGHBOUR = -1
+
+
+def session_folds(session_ids, folds: int) -> np.ndarray:
+    """Each session's fold ``0..folds-1`` [N] int32: a fixed hash of its id, the same in every run.
+
+    >>> session_folds(["s1", "s2", "s1"], 4).tolist()
+    [1, 2, 1]
+    """
+    if folds < 1:
+        raise ConfigError(f"folds must be at least 1, got {folds}")
+    hashes = pd.util.hash_array(np.asarray(session_ids, dtype=object).astype(str))
+    return (hashes % np.uint64(folds)).astype(np.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,3 +167,17 @@ class ItemNeighbours:
             tables[spec.name] = NeighbourTable.from_events(items, owner, len(item_ids), spec.window, spec.both_directions,
                                                            spec.decay, spec.max_neighbours)
         return cls(tables)
+
+    @classmethod
+    def build_out_of_fold(cls, events: pd.DataFrame, item_ids: Sequence[str], specs: Sequence[NeighbourSpec],
+                          folds: int) -> list[ItemNeighbours]:
+        """Per fold ``k`` of :func:`session_folds`, the tables of every session outside fold ``k``.
+
+        >>> events = pd.DataFrame({"session_id": ["s1", "s1", "s2", "s2"], "item_id": ["a", "b", "a", "c"],
+        ...                        "timestamp": pd.to_datetime([1, 2, 3, 4], unit="s")})
+        >>> by_fold = ItemNeighbours.build_out_of_fold(events, ["a", "b", "c"], [NeighbourSpec("transitions")], 4)
+        >>> [int(tables.tables["transitions"].indices[0, 0]) for tables in by_fold]  # s1 is in fold 1, s2 in fold 2
+        [1, 2, 1, 1]
+        """
+        fold = session_folds(events["session_id"].to_numpy(), folds)
+        return [cls.build(events[fold != k], item_ids, specs) for k in range(folds)]

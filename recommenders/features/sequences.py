@@ -35,10 +35,13 @@ import numpy as np
 import pandas as pd
 
 from recommenders.data.schema import INTERACTION_TYPES, SEARCH
+from recommenders.features.neighbours import session_folds
 from serving import contract
 
 # Per-position query text; training-only (a serving request carries one ``query``).
 SESSION_QUERIES = "session_queries"
+# A training row's session fold (int32); training-only: serving reads the full neighbour tables.
+NEIGHBOUR_FOLD = "neighbour_fold"
 
 
 @dataclasses.dataclass
@@ -50,6 +53,7 @@ class SessionArrays:
     timestamps: np.ndarray  # [N, T] int64 unix seconds
     queries: np.ndarray  # [N, T] str
     user_ids: np.ndarray  # [N] str
+    session_ids: np.ndarray  # [N] str: the session each row is (a chunk of)
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -103,6 +107,7 @@ def sessions_to_arrays(events: pd.DataFrame, max_length: int) -> SessionArrays:
         timestamps=np.zeros((n_rows, max_length), dtype=np.int64),
         queries=np.full((n_rows, max_length), "", dtype=object),
         user_ids=np.full(n_rows, "", dtype=object),
+        session_ids=np.repeat(session_codes.astype(str).astype(object), chunks_per_session),
     )
 
     # The query in force when the shopper chose item t+1: the latest search before it.
@@ -142,13 +147,20 @@ def to_dataset(
     shuffle: bool = False,
     seed: int = 0,
     bucket_by_length: bool = False,
+    neighbour_folds: int = 0,
 ):
-    """A cached, optionally shuffled and length-bucketed, batched, prefetched ``tf.data.Dataset``."""
+    """A cached, optionally shuffled and length-bucketed, batched, prefetched ``tf.data.Dataset``.
+
+    ``neighbour_folds`` > 0 adds :data:`NEIGHBOUR_FOLD`: each row's session fold, which
+    out-of-fold neighbour tables it reads in training (``features/neighbours.py``).
+    """
     from recsys_base.tf_compat import tensorflow
 
     tf = tensorflow()
     features = {name: values.astype(str) if values.dtype == object else values
                 for name, values in arrays.features().items()}
+    if neighbour_folds:
+        features[NEIGHBOUR_FOLD] = session_folds(arrays.session_ids, neighbour_folds)
     dataset = tf.data.Dataset.from_tensor_slices(features).cache()
     if shuffle:
         dataset = dataset.shuffle(min(len(arrays), 200_000), seed=seed, reshuffle_each_iteration=True)
@@ -191,6 +203,7 @@ def cases_to_arrays(cases, max_length: int) -> SessionArrays:
         timestamps=np.zeros((n, max_length), dtype=np.int64),
         queries=np.full((n, max_length), "", dtype=object),
         user_ids=np.asarray(cases.user_ids, dtype=object),
+        session_ids=np.asarray(cases.session_ids, dtype=object),
     )
     for row, (items, types, seconds) in enumerate(
         zip(cases.prefix_item_ids, cases.prefix_event_types, cases.prefix_timestamps)

@@ -75,7 +75,29 @@ class TowerConfig:
 
 
 @dataclasses.dataclass
-class RetrievalConfig(TowerConfig):
+class NeighbourTablesConfig:
+    """The item-to-item neighbour tables a model reads, counted on the training sessions
+    (features/neighbours.py): what shoppers clicked next after each item, and what they
+    clicked near it within ``co_occurrence_window`` events; each item keeps its
+    ``neighbours_per_item`` strongest."""
+
+    neighbours_per_item: int = 50
+    co_occurrence_window: int = 3
+
+    def table_specs(self) -> list[NeighbourSpec]:
+        return [
+            NeighbourSpec("transitions", window=1, max_neighbours=self.neighbours_per_item),
+            NeighbourSpec("co_occurrence", window=self.co_occurrence_window, both_directions=True, decay=0.5,
+                          max_neighbours=self.neighbours_per_item),
+        ]
+
+    def check_tables(self) -> None:
+        _check(self.neighbours_per_item >= 1, f"neighbours_per_item must be at least 1, got {self.neighbours_per_item}")
+        _check(self.co_occurrence_window >= 1, f"co_occurrence_window must be at least 1, got {self.co_occurrence_window}")
+
+
+@dataclasses.dataclass
+class RetrievalConfig(NeighbourTablesConfig, TowerConfig):
     """Two-tower retrieval: which negatives the softmax sees, and how it is scaled.
 
     ``negatives="sampled"``: in-batch positives plus ``extra_negatives`` uniformly sampled
@@ -97,27 +119,16 @@ class RetrievalConfig(TowerConfig):
     sampling_bias_correction: bool = True
     # Mixes the catalog softmax with a pointer over the session's own items (models/repeat.py).
     repeat_head: bool = True
-    # Mixes in the session's item-to-item neighbours counted on the training sessions
-    # (features/neighbours.py, models/fusion.py): what shoppers clicked next after each
-    # item, and what they clicked near it within ``co_occurrence_window`` events.
+    # Mixes in the session's neighbour tables (models/fusion.py).
     fusion: bool = True
-    neighbours_per_item: int = 50
-    co_occurrence_window: int = 3
 
     def neighbour_specs(self) -> list[NeighbourSpec]:
         """The neighbour tables fusion mixes in (none when ``fusion`` is off)."""
-        if not self.fusion:
-            return []
-        return [
-            NeighbourSpec("transitions", window=1, max_neighbours=self.neighbours_per_item),
-            NeighbourSpec("co_occurrence", window=self.co_occurrence_window, both_directions=True, decay=0.5,
-                          max_neighbours=self.neighbours_per_item),
-        ]
+        return self.table_specs() if self.fusion else []
 
     def validate(self) -> RetrievalConfig:
         super().validate()
-        _check(self.neighbours_per_item >= 1, f"neighbours_per_item must be at least 1, got {self.neighbours_per_item}")
-        _check(self.co_occurrence_window >= 1, f"co_occurrence_window must be at least 1, got {self.co_occurrence_window}")
+        self.check_tables()
         _check(self.temperature > 0.0, f"temperature must be > 0, got {self.temperature}")
         _check(self.negatives in self.NEGATIVES,
                f"negatives must be one of {', '.join(self.NEGATIVES)}, got {self.negatives!r}")
@@ -126,8 +137,13 @@ class RetrievalConfig(TowerConfig):
 
 
 @dataclasses.dataclass
-class RankingConfig(TowerConfig):
-    """Multi-task click/cart/purchase ranking with DCN-v2 cross layers over a shared bottom."""
+class RankingConfig(NeighbourTablesConfig, TowerConfig):
+    """Multi-task click/cart/purchase ranking with DCN-v2 cross layers over a shared bottom.
+
+    ``neighbour_features``: each candidate's scores in the session's neighbour tables are
+    features (models/neighbour_features.py); training positions read tables counted
+    without their own session, one set per fold of ``neighbour_folds``.
+    """
 
     cross_layers: int = 2
     deep_units: tuple[int, ...] = (128, 64)
@@ -135,14 +151,22 @@ class RankingConfig(TowerConfig):
     click_weight: float = 1.0
     cart_weight: float = 1.0
     purchase_weight: float = 1.0
+    neighbour_features: bool = True
+    neighbour_folds: int = 5
+
+    def neighbour_specs(self) -> list[NeighbourSpec]:
+        """The neighbour tables the ranker reads (none when ``neighbour_features`` is off)."""
+        return self.table_specs() if self.neighbour_features else []
 
     def validate(self) -> RankingConfig:
         super().validate()
+        self.check_tables()
         _check(self.cross_layers >= 0, f"cross_layers must be >= 0, got {self.cross_layers}")
         _check(all(u >= 1 for u in self.deep_units), f"deep_units must all be >= 1, got {self.deep_units}")
         _check(self.negatives_per_position >= 1, "negatives_per_position must be at least 1")
         weights = (self.click_weight, self.cart_weight, self.purchase_weight)
         _check(all(w >= 0 for w in weights) and sum(weights) > 0, f"task weights must be >= 0 and not all 0, got {weights}")
+        _check(self.neighbour_folds >= 2, f"neighbour_folds must be at least 2, got {self.neighbour_folds}")
         return self
 
 

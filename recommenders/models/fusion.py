@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from recommenders.features.neighbours import NO_NEIGHBOUR, ItemNeighbours
+from recommenders.models.neighbour_features import index_space_tables
 from recommenders.models.repeat import log_mix_sparse
 from recommenders.models.towers import FIRST_ITEM_INDEX, PADDING_INDEX
 from recsys_base.tf_compat import tensorflow
@@ -90,21 +91,15 @@ class NeighbourFusion(tf.keras.layers.Layer):
         self.trainable = False
 
     def set_tables(self, columns, weights) -> None:
-        """Loads the tables: per table ``[num_indices - FIRST_ITEM_INDEX, M]`` columns and weights (vocabulary order)."""
-        padding_rows = np.full((FIRST_ITEM_INDEX, self.max_neighbours), NO_NEIGHBOUR, np.int32)
-        self.columns.assign(np.stack([np.concatenate([padding_rows, np.asarray(c, np.int32)]) for c in columns]))
-        self.weights_table.assign(np.stack([
-            np.concatenate([np.zeros_like(padding_rows, np.float32), np.asarray(w, np.float32)]) for w in weights]))
+        """Loads the tables: per table ``[num_indices - FIRST_ITEM_INDEX, <= M]`` columns and weights (vocabulary order)."""
+        columns, weights = index_space_tables(columns, weights, self.max_neighbours)
+        self.columns.assign(columns)
+        self.weights_table.assign(weights)
 
     def set_neighbours(self, neighbours: ItemNeighbours) -> None:
         """Loads this layer's tables from ``neighbours`` (built over the model's vocabulary)."""
-        columns, weights = [], []
-        for name in self.table_names:
-            table = neighbours.tables[name]
-            width = self.max_neighbours - table.indices.shape[1]
-            columns.append(np.pad(table.indices, [(0, 0), (0, width)], constant_values=NO_NEIGHBOUR))
-            weights.append(np.pad(table.weights, [(0, 0), (0, width)]))
-        self.set_tables(columns, weights)
+        self.set_tables([neighbours.tables[name].indices for name in self.table_names],
+                        [neighbours.tables[name].weights for name in self.table_names])
 
     def _position_weights(self, items):
         """Per table and position, ``a(t)`` for positions holding items that have neighbours: [B, tables, T]."""

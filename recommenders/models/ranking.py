@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from recommenders.features.neighbours import ItemNeighbours
+from recommenders.features.sequences import NEIGHBOUR_FOLD
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RANKING_TASKS, RankingConfig
 from recommenders.models.distribute import share_of_mean
-from recommenders.models.towers import OOV_INDEX, PADDING_INDEX, SessionTowersModel, last_position
+from recommenders.models.neighbour_features import NeighbourScores
+from recommenders.models.towers import FIRST_ITEM_INDEX, OOV_INDEX, PADDING_INDEX, SessionTowersModel, last_position
 from recsys_base.tf_compat import tensorflow, tfrs
 from serving import contract
 
@@ -30,9 +33,11 @@ class MultiTaskRanker(SessionTowersModel):
     """Scores (session, candidate item) pairs for click, add-to-cart and purchase.
 
     Shared bottom: the session representation (its own LSTM session tower), the candidate's
-    item-tower embedding, their element-wise product and whether the shopper already saw,
-    carted or bought the candidate; DCN-v2 ``Cross`` layers then a deep MLP feed one logit
-    per task, each trained with ``tfrs.tasks.Ranking`` and weighted by the config.
+    item-tower embedding, their element-wise product, whether the shopper already saw,
+    carted or bought the candidate and (``neighbour_features``) the candidate's scores in
+    the session's neighbour tables (:mod:`recommenders.models.neighbour_features`);
+    DCN-v2 ``Cross`` layers then a deep MLP feed one logit per task, each trained with
+    ``tfrs.tasks.Ranking`` and weighted by the config.
 
     Training examples are every session position: the next item is the positive (clicked;
     carted / purchased if the shopper did so later in the session) and
@@ -71,12 +76,32 @@ class MultiTaskRanker(SessionTowersModel):
             for task in RANKING_TASKS
         }
         self.task_weights = {task: getattr(config, f"{task}_weight") for task in RANKING_TASKS}
+        self.neighbour_scores = None
+        if config.neighbour_features:
+            # Empty tables until ``set_neighbours``: every candidate then scores "no evidence".
+            self.neighbour_scores = NeighbourScores([spec.name for spec in config.neighbour_specs()],
+                                                    self.item_encoder.num_indices, config.neighbours_per_item,
+                                                    name="neighbour_scores")
 
-    def logits(self, session, candidates, seen, training=None):
-        """Per-task logits [N, C] for session representations [N, D] and candidate indices [N, C]."""
+    def set_neighbours(self, neighbours: ItemNeighbours, by_fold: list[ItemNeighbours] | None = None) -> None:
+        """The tables the ranker serves with and, for training, the out-of-fold ones (see
+        :class:`NeighbourScores`)."""
+        self.neighbour_scores.set_neighbours(neighbours)
+        self.neighbour_scores.set_training_neighbours(by_fold)
+
+    def _neighbour_features(self, items, distance, known, candidates, folds=None):
+        """``[N, C, 2 * tables]`` neighbour scores of the candidates, or ``[N, C, 0]`` without them."""
+        if self.neighbour_scores is None:
+            return tf.zeros(tf.concat([tf.shape(candidates), [0]], axis=0))
+        return self.neighbour_scores(items, distance, known & (items >= FIRST_ITEM_INDEX), candidates, folds)
+
+    def logits(self, session, candidates, seen, neighbours, training=None):
+        """Per-task logits [N, C] for session representations [N, D], candidate indices [N, C],
+        their seen flags [N, C, event types] and neighbour scores [N, C, F]."""
         items = self.item_encoder.encode_indices(candidates, training=training)
         session = tf.broadcast_to(session[:, tf.newaxis, :], tf.shape(items))
-        x = tf.concat([session, items, session * items, tf.cast(seen, items.dtype)], axis=-1)
+        x = tf.concat([session, items, session * items, tf.cast(seen, items.dtype), tf.cast(neighbours, items.dtype)],
+                      axis=-1)
         x0 = x
         for cross in self.cross_layers:
             x = cross(x0, x)
@@ -106,13 +131,16 @@ class MultiTaskRanker(SessionTowersModel):
         future = (steps > positions[:, tf.newaxis]) & tf.gather(mask, rows)
         seen = _seen_in_prefix(row_items, row_types, prefix, candidates)
         later = _seen_in_prefix(row_items, row_types, future, candidates)
+        # Training rows carry their session's fold: they read tables counted without it.
+        folds = tf.gather(features[NEIGHBOUR_FOLD], rows) if NEIGHBOUR_FOLD in features else None
+        neighbours = self._neighbour_features(row_items, positions[:, tf.newaxis] - steps, prefix, candidates, folds)
         clicked = tf.equal(candidates, target[:, tf.newaxis])
         labels = {
             "click": clicked,
             "cart": clicked & (later[..., _CART] | later[..., _PURCHASE]),
             "purchase": clicked & later[..., _PURCHASE],
         }
-        logits = self.logits(session, candidates, seen, training=training)
+        logits = self.logits(session, candidates, seen, neighbours, training=training)
         return share_of_mean(tf.add_n([
             self.task_weights[task] * self.tasks[task](
                 labels=tf.reshape(tf.cast(labels[task], tf.float32), [-1, 1]),
@@ -128,7 +156,10 @@ class MultiTaskRanker(SessionTowersModel):
         candidates = self.item_encoder.lookup(candidate_ids)
         items = self.item_encoder.lookup(features[contract.SESSION_ITEM_IDS])
         seen = _seen_in_prefix(items, features[contract.SESSION_EVENT_TYPES], mask, candidates)
-        logits = self.logits(last_position(embeddings, mask), candidates, seen, training=training)
+        length = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
+        distance = length - 1 - tf.range(tf.shape(items)[1])[tf.newaxis, :]
+        neighbours = self._neighbour_features(items, distance, mask, candidates)
+        logits = self.logits(last_position(embeddings, mask), candidates, seen, neighbours, training=training)
         probabilities = {task: tf.sigmoid(logits[task]) for task in RANKING_TASKS}
         total = sum(self.task_weights.values())
         score = tf.add_n([self.task_weights[t] / total * probabilities[t] for t in RANKING_TASKS])

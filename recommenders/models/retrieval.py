@@ -165,6 +165,10 @@ class SessionRetrievalModel(SessionTowersModel):
                     metrics=[tf.keras.metrics.AUC(from_logits=True, name="repeat_gate_auc")],
                 )
 
+    def set_neighbours(self, neighbours) -> None:
+        """The neighbour tables fusion mixes in (``features/neighbours.py``)."""
+        self.fusion.set_neighbours(neighbours)
+
     def compute_loss(self, features, training=False):
         embeddings, mask, items, valid, seen = next_item_positions(
             self.session_encoder, features, training, item_embeddings=self.repeat_head is not None)

@@ -118,7 +118,7 @@ def _sharded_by_data(dataset):
 
 def fit(model, train_events, validation_events, train_config: TrainConfig, monitor: str,
         log_dir=None, backup_dir=None, extra_callbacks=(), backup_every_steps: int | None = None,
-        initial_epoch: int = 0):
+        initial_epoch: int = 0, neighbour_folds: int = 0):
     """Fits ``model`` on every position of the training sessions, validating each epoch.
 
     ``log_dir`` gets TensorBoard scalars and the graph; ``backup_dir`` makes the run
@@ -128,11 +128,14 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     before early stopping and TensorBoard, so metrics they add to the epoch logs are
     monitored and written. ``initial_epoch`` continues a model trained that many epochs
     (a warm start): the optimizer's step counter starts there, so the learning-rate decay
-    and the batch order continue where that training stopped. Returns the Keras ``History``.
+    and the batch order continue where that training stopped. ``neighbour_folds`` > 0 gives
+    every training row its session's fold (out-of-fold neighbour tables, see
+    :mod:`recommenders.models.neighbour_features`). Returns the Keras ``History``.
     ``train_config`` is trusted: its entry point (``train_run``, the tuner) validated it.
     """
     sequences = _sequences(train_events, train_config.max_length, "training")
-    train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True)
+    train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True,
+                       neighbour_folds=neighbour_folds)
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
     optimizer = make_optimizer(train_config, steps_per_epoch)
     optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # BackupAndRestore, when resuming, overrides it
@@ -194,20 +197,25 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
         model = model_class(vocab, model_config)
     if initial_weights is not None:  # a warm start: saved_weights, or recommenders/models/warm_start.py
         initial_weights(model)
-    fusion = getattr(model, "fusion", None)
-    if fusion is not None:  # counted on this run's training events, also after a warm start
-        fusion.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, model_config.neighbour_specs()))
+    specs = model_config.neighbour_specs()
+    folds = getattr(model_config, "neighbour_folds", 0) if specs else 0
+    if specs:  # counted on this run's training events, also after a warm start
+        with strategy.scope():
+            model.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, specs),
+                                 *([ItemNeighbours.build_out_of_fold(train_events, vocab.item_ids, specs, folds)]
+                                   if folds else []))
     # Outside the policy: tfrs tasks create helper layers while they run (accidental-hit
     # removal), which must compute in float32 like the tasks' losses.
-    history = fit(model, train_events, validation_events, train_config, monitor,
+    history = fit(model, train_events, validation_events, train_config, monitor, neighbour_folds=folds,
                   extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
-    if fusion is not None:
+    if getattr(model, "fusion", None) is not None:
         history.history["fusion"] = fit_fusion(model, validation_events, train_config)
-        # The gate is fitted, so the validation sessions may now join the tables the model
-        # serves with: they are the latest sessions, the nearest to the traffic it will see
-        # (new items' first transitions among them). The baselines count them too.
-        fusion.set_neighbours(ItemNeighbours.build(pd.concat([train_events, validation_events]), vocab.item_ids,
-                                                   model_config.neighbour_specs()))
+    if specs:
+        # Fitted (the fusion gate on validation, the ranker on out-of-fold tables), so the
+        # validation sessions may now join the tables the model serves with: they are the
+        # latest sessions, the nearest to the traffic it will see (new items' first
+        # transitions among them). The baselines count them too.
+        model.set_neighbours(ItemNeighbours.build(pd.concat([train_events, validation_events]), vocab.item_ids, specs))
     return model, history
 
 

@@ -227,6 +227,7 @@ def test_exported_models_hold_the_neighbour_tables_and_only_stock_ops(exported, 
 
     _, paths = exported
     assert models.retrieval_model.fusion is not None, "fusion is on by default"
+    assert models.ranking_model.neighbour_scores is not None, "neighbour features are on by default"
     for name, path in paths.items():
         saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
         graph = saved.meta_graphs[0].graph_def
@@ -235,8 +236,8 @@ def test_exported_models_hold_the_neighbour_tables_and_only_stock_ops(exported, 
         not_stock = {op for op in ops - functions if not hasattr(tf.raw_ops, op)}
         assert not not_stock, f"{name} uses ops outside TensorFlow core: {sorted(not_stock)}"
         variables = " ".join(node.attr["shared_name"].s.decode() for node in graph.node if node.op == "VarHandleOp")
-        if name != contract.RANKING_MODEL:
-            assert "neighbour_columns" in variables and "neighbour_weights" in variables, variables
+        # Retrieval's fusion and the ranker's neighbour features (recommend holds both).
+        assert "neighbour_columns" in variables and "neighbour_weights" in variables, variables
 
 
 def test_served_neighbour_tables_count_the_validation_sessions_too(models, small_shop_dir):
@@ -248,11 +249,14 @@ def test_served_neighbour_tables_count_the_validation_sessions_too(models, small
     from recommenders.models.towers import FIRST_ITEM_INDEX
 
     data = load_prepared(small_shop_dir)
-    model = models.retrieval_model
-    specs = model.config.neighbour_specs()
-    item_ids = model.vocab.item_ids
-    served = model.fusion.weights_table.numpy()[:, FIRST_ITEM_INDEX:]
+    specs = models.retrieval_model.config.neighbour_specs()
+    assert models.ranking_model.config.neighbour_specs() == specs
+    # Retrieval's rows are in neighbour order, the ranker's sorted by column: compare sorted rows.
+    served = {"retrieval": models.retrieval_model.fusion.weights_table.numpy(),
+              "ranking": models.ranking_model.neighbour_scores.weights_table.numpy().transpose(1, 0, 2)}
+    served = {model: np.sort(table[:, FIRST_ITEM_INDEX:], axis=-1) for model, table in served.items()}
     for events, should_match in ((pd.concat([data.train, data.validation]), True), (data.train, False)):
-        tables = ItemNeighbours.build(events, item_ids, specs).tables
-        counted = np.stack([tables[spec.name].weights for spec in specs])
-        assert np.allclose(served, counted) is should_match
+        tables = ItemNeighbours.build(events, models.retrieval_model.vocab.item_ids, specs).tables
+        counted = np.sort(np.stack([tables[spec.name].weights for spec in specs]), axis=-1)
+        for model, table in served.items():
+            assert np.allclose(table, counted) is should_match, model
