@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+from recommenders.features.neighbours import ItemNeighbours, NeighbourTable
 from recommenders.features.sequences import sessions_to_arrays
 from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import TowerConfig
 from recommenders.models.fusion import NeighbourFusion
+from recommenders.models.neighbour_features import NeighbourScores
 from recommenders.models.repeat import RepeatHead
 from recommenders.models.retrieval import CatalogTopK
 from recommenders.models.towers import ItemEncoder, SessionEncoder, TextEncoder
@@ -37,6 +39,9 @@ def _layers_and_inputs(vocab, features):
     fusion = NeighbourFusion(["next"], num_indices=5, max_neighbours=2, state_dim=4, units=3)
     fusion.set_tables([np.array([[1, -1], [2, 0], [-1, -1]])], [np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]])])
     fusion.gate.kernel.assign(tf.random.stateless_normal([3, 2], seed=(11, 12)))
+    scores = NeighbourScores(["next"], num_indices=5, max_neighbours=2)
+    scores.set_neighbours(ItemNeighbours({"next": NeighbourTable(np.array([[1, -1], [2, 0], [-1, -1]]),
+                                                                 np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 0.0]]))}))
     return {
         "TextEncoder": (TextEncoder(tokens=["red", "shoes"], embedding_dim=4, max_tokens=3),
                         (tf.constant(["Red shoes!", ""]),)),
@@ -48,10 +53,13 @@ def _layers_and_inputs(vocab, features):
         "CatalogTopK": (top_k, (tf.random.stateless_normal([2, 4], seed=(7, 8)),)),
         "NeighbourFusion": (fusion, (tf.math.log(tf.fill([2, 3], 1 / 3)), tf.random.stateless_normal([2, 4], seed=(9, 10)),
                                      tf.constant([[3, 2], [4, 0]], tf.int64))),
+        "NeighbourScores": (scores, (tf.constant([[2, 3], [4, 0]], tf.int64), tf.constant([[1, 0], [0, 0]]),
+                                     tf.constant([[True, True], [True, False]]), tf.constant([[2, 3, 4], [3, 4, 2]], tf.int64))),
     }
 
 
-@pytest.mark.parametrize("name", ["TextEncoder", "ItemEncoder", "SessionEncoder", "RepeatHead", "CatalogTopK", "NeighbourFusion"])
+@pytest.mark.parametrize("name", ["TextEncoder", "ItemEncoder", "SessionEncoder", "RepeatHead", "CatalogTopK", "NeighbourFusion",
+                                  "NeighbourScores"])
 def test_layer_config_round_trips(shop, name):
     layer, inputs = _layers_and_inputs(*shop)[name]
     expected = tf.nest.map_structure(np.asarray, layer(*inputs))
