@@ -23,14 +23,13 @@ Diginetica (SR-GNN files) keeps training sessions in time order: the latest
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, diginetica_run_config, machine, run_main
+from common import DEFAULT_DATA, RESULTS, diginetica_run_config, provenance, run_main
 
 K = 20
 SYNTHETIC_RUN = {"train": {"epochs": 8, "batch_size": 128, "early_stopping_patience": 0, "verbose": 0},
@@ -153,7 +152,7 @@ def run(args) -> dict:
     rows["popularity"] = _both(Popularity(), cases, cold, catalog_size, evaluate, train_events=full_train, catalog=new.catalog)
     rows["popularity"]["seconds"] = time.perf_counter() - started
     scratch.cleanup()
-    return {"source": args.source, "date": datetime.date.today().isoformat(), "machine": machine(), "k": K,
+    return {"source": args.source, "k": K,
             "base_seconds": base_seconds, "holdout_cases": len(cases), "cold_cases": len(cold),
             "new_items": len(set(new.catalog["item_id"]) - base_items), "sample_sessions": args.sample_sessions,
             "epochs": args.epochs, "retrain_epochs": args.retrain_epochs, "rows": rows}
@@ -161,11 +160,11 @@ def run(args) -> dict:
 
 def markdown(result: dict) -> str:
     k = result["k"]
-    lines = [f"# Cold start and warm-started retrains ({result['source']}, {result['date']})", "",
-             f"Holdout: the latest new sessions, {result['holdout_cases']:,} cases, {result['cold_cases']:,} of them "
+    lines = [f"# Cold start and warm-started retrains ({result['source']})", "",
+             f"{provenance(result)} Holdout: the latest new sessions, {result['holdout_cases']:,} cases, {result['cold_cases']:,} of them "
              f"cold-start (target first seen after the base run's cutoff; {result['new_items']:,} new items). "
              f"Base run {result['epochs']} epochs ({result['base_seconds']:.0f} s); retrains {result['retrain_epochs']} "
-             f"epochs from the base run; machine: {result['machine']['nproc']} CPUs.", "",
+             "epochs from the base run.", "",
              f"| variant | wall s | HR@{k} | MRR@{k} | cold HR@{k} | cold MRR@{k} |", "|---|---:|---:|---:|---:|---:|"]
     for name, row in result["rows"].items():
         lines.append(f"| {name} | {row['seconds']:.0f} | {100 * row['HR_all']:.2f} | {100 * row['MRR_all']:.2f} "

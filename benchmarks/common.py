@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -70,10 +71,41 @@ def machine() -> dict:
     }
 
 
-def run_main(name: str, args, run, markdown) -> int:
+def _argument_value(value):
+    """A parsed option as JSON: paths as text, relative to ``REPO`` when they lie inside it."""
+    if isinstance(value, (list, tuple)):
+        return [_argument_value(item) for item in value]
+    if not isinstance(value, Path):
+        return value
+    absolute = Path(os.path.abspath(value))
+    for candidate in (absolute, absolute.resolve()):
+        if candidate.is_relative_to(REPO):
+            return str(candidate.relative_to(REPO))
+    return str(absolute)
+
+
+def provenance(result: dict) -> str:
+    """The results page's first sentence(s): when, on what machine, by which script with which options.
+
+    Results written before ``run_main`` recorded them may lack the date, the platform, the
+    script or the arguments: those parts are left out.
+    """
+    m = result["machine"]
+    when = f" {result['date']}" if result.get("date") else ""
+    where = f", {m['platform']}" if m.get("platform") else ""
+    text = f"Run{when} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM{where}."
+    if result.get("script"):
+        how = f" with {json.dumps(result['arguments'], default=str)}" if "arguments" in result else ""
+        text += f" Produced by `benchmarks/{result['script']}`{how}."
+    return text
+
+
+def run_main(name: str, args, run, markdown, hidden_arguments=()) -> int:
     """Runs a benchmark, prints its results page and writes ``<name>.json`` / ``<name>.md``.
 
-    Bad input (a ``RecsysError``) is one line on stderr and exit code 2.
+    The result records its provenance: ``date`` (UTC), ``machine``, ``script`` (the file
+    defining ``run``) and ``arguments`` (``args`` but ``hidden_arguments``), unless ``run``
+    set them itself. Bad input (a ``RecsysError``) is one line on stderr and exit code 2.
     """
     from recsys_base.errors import RecsysError
 
@@ -82,6 +114,14 @@ def run_main(name: str, args, run, markdown) -> int:
     except RecsysError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+    script = getattr(sys.modules.get(run.__module__), "__file__", None)
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "script": Path(script).name if script else f"{name}.py",
+        "arguments": {key: _argument_value(value) for key, value in vars(args).items() if key not in hidden_arguments},
+        **result,
+    }
     page = markdown(result)
     print(page)
     args.output_dir.mkdir(parents=True, exist_ok=True)

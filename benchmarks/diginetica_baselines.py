@@ -15,14 +15,13 @@ preferring the older one gives 51.32 / 18.04, and the reference sits in between.
 from __future__ import annotations
 
 import argparse
-import datetime
 import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, RESULTS, machine, run_main
+from common import DEFAULT_DATA, RESULTS, provenance, run_main
 
 # Percent HR@20 / MRR@20 measured on this data with the same protocol (dataset README).
 REFERENCE = {
@@ -64,8 +63,6 @@ def run(args: argparse.Namespace) -> dict:
     )
     return {
         "dataset": "diginetica (SR-GNN preprocessing)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
         "load_seconds": round(load_seconds, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "reference_percent": {name: {"HR@20": hr, "MRR@20": mrr} for name, (hr, mrr) in REFERENCE.items()},
@@ -81,14 +78,12 @@ def markdown(result: dict) -> str:
         hr, mrr = (100 * model["metrics"][key] for key in ("HR@20", "MRR@20"))
         ref = result["reference_percent"][model["name"]]
         rows.append(f"| {model['name']} | {hr:.2f} | {ref['HR@20']:.2f} | {mrr:.2f} | {ref['MRR@20']:.2f} |")
-    m = result["machine"]
     return "\n".join(
         [
             "# Baselines on Diginetica (SR-GNN split)",
             "",
-            f"Run {result['date']} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM, {m['platform']}, "
-            f"Python {m['python']}; peak RSS {result['peak_rss_mb']} MB; data loading {result['load_seconds']} s.",
-            "Produced by `benchmarks/diginetica_baselines.py`.",
+            f"{provenance(result)} Python {result['machine']['python']}; peak RSS {result['peak_rss_mb']} MB; "
+            f"data loading {result['load_seconds']} s.",
             "",
             result["table"],
             "",

@@ -20,7 +20,6 @@ Writes ``benchmarks/results/diginetica_recommend.{json,md}``.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import diginetica_parser, diginetica_run_config, machine, peak_rss_mb, run_main
+from common import diginetica_parser, diginetica_run_config, peak_rss_mb, provenance, run_main
 
 import recsys_base  # noqa: F401
 
@@ -132,8 +131,6 @@ def run(args) -> dict:
         latency[name]["batched_ms_per_case"] = 1000 * result.recommend_seconds / len(cases)
     return {
         "dataset": "diginetica (SR-GNN preprocessing)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
         "run_config": config.to_dict(),
         "ranking_epochs": args.ranking_epochs,
         "epochs_run": {part: len(history["loss"]) for part, history in histories.items()},
@@ -149,7 +146,7 @@ def run(args) -> dict:
 
 
 def markdown(result: dict) -> str:
-    m, fit, latency = result["machine"], result["recommend_fit"], result["latency"]
+    fit, latency = result["recommend_fit"], result["latency"]
     metrics = {model["name"]: model["metrics"] for model in result["evaluation"]["results"]}
     rows = ["| model | HR@20 | MRR@20 | ms per case (batches of 2,048) | ms per call, 1 case (p50 / p99) |",
             "|---|---:|---:|---:|---:|"]
@@ -170,8 +167,7 @@ def markdown(result: dict) -> str:
     return "\n".join([
         "# `recommend` beside `retrieve` on Diginetica (SR-GNN split)",
         "",
-        f"Run {result['date']} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM, {m['platform']}. "
-        f"Produced by `benchmarks/diginetica_recommend.py`. Training: retrieval {result['epochs_run']['retrieval']} "
+        f"{provenance(result)} Training: retrieval {result['epochs_run']['retrieval']} "
         f"epochs in {seconds['retrieval']} s, ranking {result['epochs_run']['ranking']} epochs in {seconds['ranking']} s "
         f"(validation click AUC {result['ranking_validation'].get('val_click_auc', float('nan')):.3f}); blend fit "
         f"{seconds['blend fit']} s; peak RSS {result['peak_rss_mb']} MB.",

@@ -15,7 +15,6 @@ Writes ``benchmarks/results/diginetica_retrieval.{json,md}``.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import diginetica_parser, diginetica_run_config, machine, peak_rss_mb, run_main
+from common import diginetica_parser, diginetica_run_config, peak_rss_mb, provenance, run_main
 
 import recsys_base  # noqa: F401
 
@@ -139,8 +138,6 @@ def run(args) -> dict:
                               results=[dataclasses.replace(ours.results[0], fit_seconds=train_seconds), *baselines.results])
     return {
         "dataset": "diginetica (SR-GNN preprocessing)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
         "run_config": config.to_dict(),
         "epochs_run": len(history.history["loss"]),
         "train_seconds": round(train_seconds),
@@ -152,7 +149,6 @@ def run(args) -> dict:
 
 
 def markdown(result: dict) -> str:
-    m = result["machine"]
     speed = result["throughput"]
     (ours_name, ours), (tutorial_name, tutorial) = speed.items()
     rows = ["| model | HR@20 | MRR@20 |", "|---|---:|---:|"]
@@ -162,8 +158,7 @@ def markdown(result: dict) -> str:
     return "\n".join([
         "# LSTM two-tower retrieval on Diginetica (SR-GNN split)",
         "",
-        f"Run {result['date']} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM, {m['platform']}. "
-        f"Produced by `benchmarks/diginetica_retrieval.py`. Training: {result['epochs_run']} epochs in "
+        f"{provenance(result)} Training: {result['epochs_run']} epochs in "
         f"{result['train_seconds']} s; peak RSS {result['peak_rss_mb']} MB.",
         "Full ranking over all items, every test prefix (percent):",
         "",

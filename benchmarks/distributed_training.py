@@ -23,7 +23,6 @@ Writes ``benchmarks/results/distributed_training.{json,md}``; rerun with the sam
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, diginetica_parser, diginetica_run_config, machine, peak_rss_mb, run_main
+from common import REPO, diginetica_parser, diginetica_run_config, peak_rss_mb, provenance, run_main
 
 import recsys_base  # noqa: F401
 
@@ -181,10 +180,6 @@ def run(args) -> dict:
         }
     return {
         "dataset": "diginetica (SR-GNN preprocessing)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                      if k not in ("train_into", "distribute", "argv")},
         "positions_per_epoch": timings["none"]["positions_per_epoch"],
         "test_cases": len(cases),
         "peak_rss_mb": peak_rss_mb(),
@@ -193,7 +188,6 @@ def run(args) -> dict:
 
 
 def markdown(result: dict) -> str:
-    m = result["machine"]
     rows = ["| training | processes | positions/s | positions/CPU-s | epoch training s | whole training s | val HR@20 "
             "| test HR@20 | test MRR@20 |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for mode, row in result["rows"].items():
@@ -207,9 +201,7 @@ def markdown(result: dict) -> str:
     return "\n".join([
         "# One process against a multi-worker cluster (Diginetica retrieval)",
         "",
-        f"Run {result['date']} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM, {m['platform']}. "
-        f"Produced by `benchmarks/distributed_training.py` with {json.dumps(result['arguments'])}. "
-        f"{result['positions_per_epoch']:,} training positions per epoch, same epochs for both, no early stopping; "
+        f"{provenance(result)} {result['positions_per_epoch']:,} training positions per epoch, same epochs for both, no early stopping; "
         f"{result['test_cases']:,} test cases, full ranking, percent.",
         "",
         *rows,
@@ -227,7 +219,7 @@ def main(argv=None) -> int:
     if args.train_into:  # one training process of a run
         training_process(args)
         return 0
-    return run_main("distributed_training", args, run, markdown)
+    return run_main("distributed_training", args, run, markdown, hidden_arguments=("train_into", "distribute", "argv"))
 
 
 if __name__ == "__main__":

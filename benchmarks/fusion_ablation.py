@@ -15,7 +15,6 @@ Writes ``benchmarks/results/fusion_ablation_<dataset>.{json,md}``.
 
 from __future__ import annotations
 
-import datetime
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import diginetica_parser, diginetica_run_config, machine, peak_rss_mb, run_main
+from common import diginetica_parser, diginetica_run_config, peak_rss_mb, provenance, run_main
 
 import recsys_base  # noqa: F401
 
@@ -137,8 +136,6 @@ def run(args) -> dict:
         print(f"{name}: {rows[name]}", flush=True)
     return {
         "dataset": args.dataset,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
         "run_config": config.to_dict(),
         "epochs_run": len(history.history["loss"]),
         "train_seconds": round(train_seconds),
@@ -152,12 +149,10 @@ def run(args) -> dict:
 
 
 def markdown(result: dict) -> str:
-    m = result["machine"]
     lines = [
         f"# Fusion ablation on {result['dataset']}",
         "",
-        f"Run {result['date']} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM. Produced by "
-        f"`benchmarks/fusion_ablation.py --dataset {result['dataset']}`. One training run ({result['epochs_run']} epochs, "
+        f"{provenance(result)} One training run ({result['epochs_run']} epochs, "
         f"{result['train_seconds']} s including the fusion fit; peak RSS {result['peak_rss_mb']} MB); every row scores "
         f"all {result['cases']:,} test prefixes with full ranking over {result['items']:,} items. "
         f"{100 * result['revisit_share']:.1f}% of next items are re-visits. HR@{K} / MRR@{K} in percent.",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, machine, run_main
+from benchmarks.common import RESULTS, provenance, run_main
 
 NAME = "fuzz_benchmark"
 SHOWN_CRASHES = 3  # first crash messages kept per target
@@ -107,7 +107,6 @@ def run(args) -> dict:
         finally:
             server.stop()
     return {
-        "machine": machine(),
         "cases_per_target": args.cases,
         "targets": rows,
         "total_cases": sum(row["cases"] for row in rows),
@@ -122,6 +121,7 @@ def markdown(result: dict) -> str:
     lines = [
         "# Fuzz benchmark",
         "",
+        f"{provenance(result)} Python {result['machine']['python']}. "
         f"{result['total_cases']:,} cases, {result['total_crashes']} crashes (goal 0). Server (separate process, batching and "
         f"REST on): {memory['baseline_rss']} MB resident after warm-up, peak {memory['peak_rss']} MB (VmHWM, whole run), "
         f"{memory['end_rss']} MB at the end ({memory['growth_rss']:+} MB).",
@@ -136,9 +136,7 @@ def markdown(result: dict) -> str:
     crashes = [(row["target"], text) for row in result["targets"] for text in row["first_crashes"]]
     if crashes:
         lines += ["", "## First crashes per target", ""] + [f"- {target}: `{text}`" for target, text in crashes]
-    machine_info = result["machine"]
-    lines += ["", f"Machine: {machine_info['nproc']} CPUs, {machine_info['memory_gb']} GB, Python {machine_info['python']}.", ""]
-    return "\n".join(lines)
+    return "\n".join([*lines, ""])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,7 +44,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, REPO, RESULTS, machine
+from common import DEFAULT_DATA, REPO, RESULTS, provenance, run_main
 
 CONCURRENCY = (1, 8, 32)
 EXPORTS = ("toy", "diginetica")
@@ -292,11 +292,9 @@ def plot(exports: dict, path: Path) -> None:
 
 def markdown(result: dict) -> str:
     """The results as Markdown tables."""
-    m = result["machine"]
     b = result["batching"]
     lines = [
-        f"Machine: {m['nproc']} CPUs, {m['memory_gb']} GB, {m['platform']}, Python {m['python']}. "
-        f"Produced by `benchmarks/serving_benchmark.py` ({result['requests']} requests per row).",
+        f"{provenance(result)} Python {result['machine']['python']}; {result['requests']} requests per row.",
         "",
         "| client | import (s) | peak RSS (MiB) | imports TensorFlow |",
         "|---|---:|---:|---|",
@@ -322,10 +320,38 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def run(args) -> dict:
+    from serving.deployment import DeploymentConfig, batching_parameters_text
+    from serving.server.batching import BatchingOptions
+
+    options = dataclasses.replace(BatchingOptions(), **{f.name: getattr(args, f.name) for f in dataclasses.fields(BatchingOptions)
+                                                        if hasattr(args, f.name)}).validate()
+    imports = [] if args.skip_imports else import_costs()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as scratch:
+        scratch = Path(scratch)
+        batching = scratch / "batching.txt"
+        batching.write_text(batching_parameters_text(DeploymentConfig(
+            model_base=str(scratch), **{f.name: getattr(options, f.name) for f in dataclasses.fields(BatchingOptions)})))
+        progress = tqdm(total=len(args.exports) * len(MODES) * len(CONCURRENCY), unit="row")
+        for name in args.exports:
+            progress.set_description(f"{name}: exporting")
+            base = scratch / name
+            if name == "toy":
+                inputs, description = export_toy(base, args.toy_items)
+                if args.model_base is not None:
+                    base, description = args.model_base, f"models in {args.model_base}, toy request"
+            else:
+                inputs, description = export_diginetica(base, args.data_dir, args.config)
+            rows = latency_rows(name, base, inputs, args.requests, batching, scratch, progress)
+            results[name] = {"description": description, "latency": rows, "ratios": ratios(rows)}
+        progress.close()
+    return {"requests": args.requests, "batching": dataclasses.asdict(options), "imports": imports, "exports": results}
+
+
 def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import recsys_base  # noqa: F401 - Keras 2 before TensorFlow loads
-    from serving.deployment import DeploymentConfig, batching_parameters_text
     from serving.server.batching import BatchingOptions
 
     defaults = BatchingOptions()
@@ -347,37 +373,13 @@ def main() -> int:
     if unknown := sorted(set(exports) - set(EXPORTS)):
         parser.error(f"unknown export(s) {unknown}; choose from {list(EXPORTS)}")
 
-    options = dataclasses.replace(defaults, **{f.name: getattr(args, f.name) for f in dataclasses.fields(BatchingOptions) if hasattr(args, f.name)}).validate()
-    imports = [] if args.skip_imports else import_costs()
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="serving-bench-") as scratch:
-        scratch = Path(scratch)
-        batching = scratch / "batching.txt"
-        batching.write_text(batching_parameters_text(DeploymentConfig(
-            model_base=str(scratch), **{f.name: getattr(options, f.name) for f in dataclasses.fields(BatchingOptions)})))
-        progress = tqdm(total=len(exports) * len(MODES) * len(CONCURRENCY), unit="row")
-        for name in exports:
-            progress.set_description(f"{name}: exporting")
-            base = scratch / name
-            if name == "toy":
-                inputs, description = export_toy(base, args.toy_items)
-                if args.model_base is not None:
-                    base, description = args.model_base, f"models in {args.model_base}, toy request"
-            else:
-                inputs, description = export_diginetica(base, args.data_dir, args.config)
-            rows = latency_rows(name, base, inputs, args.requests, batching, scratch, progress)
-            results[name] = {"description": description, "latency": rows, "ratios": ratios(rows)}
-        progress.close()
-
-    result = {"machine": machine(), "requests": args.requests, "batching": dataclasses.asdict(options), "imports": imports, "exports": results}
-    page = markdown(result)
-    print(page)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "serving_benchmark.md").write_text(page)
-    (args.output_dir / "serving_benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(results, args.output_dir / "serving_benchmark.png")
-    print(f"wrote {args.output_dir}/serving_benchmark.{{md,json,png}}")
-    return 0
+    args.exports = exports
+    code = run_main("serving_benchmark", args, run, markdown)
+    if code == 0:
+        result = json.loads((args.output_dir / "serving_benchmark.json").read_text(encoding="utf-8"))
+        plot(result["exports"], args.output_dir / "serving_benchmark.png")
+        print(f"wrote {args.output_dir}/serving_benchmark.{{md,json,png}}")
+    return code
 
 
 if __name__ == "__main__":

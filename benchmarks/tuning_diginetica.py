@@ -23,7 +23,6 @@ trainings resume from their backups or are reused once saved). ``--test-cases`` 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import sys
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, diginetica_parser, diginetica_run_config, machine, peak_rss_mb, run_main
+from common import REPO, diginetica_parser, diginetica_run_config, peak_rss_mb, provenance, run_main
 
 import recsys_base  # noqa: F401
 
@@ -163,9 +162,6 @@ def run(args) -> dict:
     best_score_plot(table, result.objective.metric, args.output_dir / "tuning_diginetica.png")
     return {
         "dataset": "diginetica (SR-GNN preprocessing)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "train_sessions": int(prepared.train["session_id"].nunique()),
         "test_cases": len(cases),
         "search": {"trials": len(table), "completed": int((table["status"] == "COMPLETED").sum()),
@@ -186,7 +182,7 @@ def run(args) -> dict:
 
 
 def markdown(result: dict) -> str:
-    m, search, test = result["machine"], result["search"], result["test"]
+    search, test = result["search"], result["test"]
     rows = ["| configuration | HR@20 | MRR@20 |", "|---|---:|---:|"]
     for name, values in test.items():
         rows.append(f"| {name} | {100 * values['HR@20']:.2f} | {100 * values['MRR@20']:.2f} |")
@@ -194,8 +190,7 @@ def markdown(result: dict) -> str:
     return "\n".join([
         "# Hand-tuned vs searched retrieval on Diginetica (SR-GNN split)",
         "",
-        f"Run {result['date']} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM, {m['platform']}. "
-        f"Produced by `benchmarks/tuning_diginetica.py` with {json.dumps(result['arguments'])}.",
+        provenance(result),
         f"Training sessions: {result['train_sessions']:,}; test cases scored: {result['test_cases']:,} "
         "(full ranking over all items, percent). Both configurations trained on all training sessions the same way.",
         "",

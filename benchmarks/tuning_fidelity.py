@@ -15,13 +15,11 @@ smoke run.
 
 from __future__ import annotations
 
-import datetime
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, diginetica_parser, diginetica_run_config, machine, run_main
+from common import REPO, diginetica_parser, diginetica_run_config, provenance, run_main
 
 import recsys_base  # noqa: F401
 
@@ -55,9 +53,6 @@ def run(args) -> dict:
     study = fidelity_study(prepared, configs, args.sizes, args.validation_cases, seed=args.seed)
     return {
         "dataset": "diginetica (SR-GNN preprocessing)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "train_sessions": int(prepared.train["session_id"].nunique()),
         "configs": [{"model": vars(model), "train": vars(train)} for model, train in configs],
         **study,
@@ -66,12 +61,13 @@ def run(args) -> dict:
 
 
 def markdown(result: dict) -> str:
-    m = result["machine"]
     rows = ["| training sessions | Spearman HR@20 | Spearman MRR@20 | training s (all configs) |", "|---:|---:|---:|---:|"]
+    # Keyed by size, None for all sessions: in the JSON file the keys are text ("20000", "null").
+    seconds = {"null" if size is None else str(size): value for size, value in result["seconds"].items()}
     for size, correlations in result["correlations"].items():
-        rows.append(f"| {size:,} | {correlations['val_HR@20']:.2f} | {correlations['val_MRR@20']:.2f} | "
-                    f"{result['seconds'][size]:,.0f} |")
-    rows.append(f"| all ({result['train_sessions']:,}) | 1 | 1 | {result['seconds'][None]:,.0f} |")
+        rows.append(f"| {int(size):,} | {correlations['val_HR@20']:.2f} | {correlations['val_MRR@20']:.2f} | "
+                    f"{seconds[str(size)]:,.0f} |")
+    rows.append(f"| all ({result['train_sessions']:,}) | 1 | 1 | {seconds['null']:,.0f} |")
     scores = ["| config | training sessions | HR@20 | MRR@20 |", "|---:|---:|---:|---:|"]
     for row in result["rows"]:
         scores.append(f"| {row['config']} | {row['train_sessions'] or 'all'} | {100 * row['val_HR@20']:.2f} | "
@@ -80,9 +76,7 @@ def markdown(result: dict) -> str:
     return "\n".join([
         "# Subsample vs full-data scores of a handful of retrieval configurations on Diginetica",
         "",
-        f"Run {result['date']} on {m['nproc']} CPU(s), {m['memory_gb']} GB RAM, {m['platform']}. "
-        f"Produced by `benchmarks/tuning_fidelity.py` with {json.dumps(result['arguments'])}. "
-        f"Config 0 is the hand configuration; validation scores of `retrieve`, percent.",
+        f"{provenance(result)} Config 0 is the hand configuration; validation scores of `retrieve`, percent.",
         "",
         *rows,
         "",
