@@ -148,6 +148,7 @@ class RankingConfig(NeighbourTablesConfig, TowerConfig):
     cross_layers: int = 2
     deep_units: tuple[int, ...] = (128, 64)
     negatives_per_position: int = 4
+    session_negatives: int = 0
     click_weight: float = 1.0
     cart_weight: float = 1.0
     purchase_weight: float = 1.0
@@ -164,6 +165,7 @@ class RankingConfig(NeighbourTablesConfig, TowerConfig):
         _check(self.cross_layers >= 0, f"cross_layers must be >= 0, got {self.cross_layers}")
         _check(all(u >= 1 for u in self.deep_units), f"deep_units must all be >= 1, got {self.deep_units}")
         _check(self.negatives_per_position >= 1, "negatives_per_position must be at least 1")
+        _check(self.session_negatives >= 0, f"session_negatives must be >= 0, got {self.session_negatives}")
         weights = (self.click_weight, self.cart_weight, self.purchase_weight)
         _check(all(w >= 0 for w in weights) and sum(weights) > 0, f"task weights must be >= 0 and not all 0, got {weights}")
         _check(self.neighbour_folds >= 2, f"neighbour_folds must be at least 2, got {self.neighbour_folds}")

@@ -42,7 +42,9 @@ class MultiTaskRanker(SessionTowersModel):
     Training examples are every session position: the next item is the positive (clicked;
     carted / purchased if the shopper did so later in the session) and
     ``negatives_per_position`` other positions' next items from the batch are negatives,
-    so negatives follow item popularity.
+    so negatives follow item popularity. ``session_negatives`` more are the session's own
+    latest items: ``recommend`` always puts the session's items among the candidates the
+    ranker reorders, so it must learn when a shopper goes back and when they move on.
 
     Example:
 
@@ -122,11 +124,18 @@ class MultiTaskRanker(SessionTowersModel):
 
         n = tf.shape(target)[0]
         negatives = tf.gather(target, tf.random.uniform([n, self.config.negatives_per_position], 0, n, dtype=tf.int32))
+        row_items, row_types = tf.gather(items, rows), tf.gather(types, rows)
+        if self.config.session_negatives:
+            # The session's latest items up to the position (a re-visit target among them is
+            # labelled a click); positions with fewer known items fall back to batch negatives.
+            back = positions[:, tf.newaxis] - tf.range(self.config.session_negatives, dtype=positions.dtype)[tf.newaxis, :]
+            recent = tf.gather(row_items, tf.maximum(back, 0), batch_dims=1)
+            fallback = tf.gather(target, tf.random.uniform(tf.shape(recent), 0, n, dtype=tf.int32))
+            negatives = tf.concat([negatives, tf.where((back >= 0) & (recent >= FIRST_ITEM_INDEX), recent, fallback)], 1)
         candidates = tf.concat([target[:, tf.newaxis], negatives], axis=1)
 
         length = tf.shape(items)[1]
         steps = tf.range(length, dtype=positions.dtype)[tf.newaxis, :]
-        row_items, row_types = tf.gather(items, rows), tf.gather(types, rows)
         prefix = steps <= positions[:, tf.newaxis]
         future = (steps > positions[:, tf.newaxis]) & tf.gather(mask, rows)
         seen = _seen_in_prefix(row_items, row_types, prefix, candidates)
