@@ -84,9 +84,10 @@ def copy_weights(source, target, features, new_item_init: str = "category_mean")
     if len(source.weights) != len(target.weights):
         raise ModelError(f"cannot warm-start: the old model has {len(source.weights)} variables, the new one {len(target.weights)}")
     item_table = target.item_encoder.id_embedding.embeddings
-    fusion = getattr(target, "fusion", None)
-    # Neighbour tables are counted again on the new training events (training.py), not grown.
-    recounted = {id(fusion.columns), id(fusion.weights_table)} if fusion is not None else set()
+    # Neighbour tables (retrieval's fusion, the ranker's neighbour scores) are counted again
+    # on the new training events (training.py), not grown.
+    tables = [getattr(target, name, None) for name in ("fusion", "neighbour_scores")]
+    recounted = {id(variable) for layer in tables if layer is not None for variable in (layer.columns, layer.weights_table)}
     for old, new in zip(source.weights, target.weights):
         if id(new) in recounted:
             continue
