@@ -59,6 +59,33 @@ def diginetica_run_config(args):
     return config.validate()
 
 
+def dataset_and_config(args):
+    """``(prepared data, run config)`` of ``args.dataset``: the synthetic shop with the demo's
+    config, or Diginetica's SR-GNN split with :func:`diginetica_run_config`."""
+    if args.dataset == "synthetic":
+        from recommenders.data.dataset import prepare
+        from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
+        from recsys.workflow import RunConfig
+
+        config = RunConfig()
+        config.train.verbose = 2
+        return prepare(generate_shop(SyntheticShopConfig())), config.validate()
+    from recommenders.data.loaders import load_srgnn_splits
+
+    return load_srgnn_splits(args.data_dir, validation_fraction=args.validation_fraction), diginetica_run_config(args)
+
+
+def split_metrics(ranked, cases, revisit, k: int = 20) -> dict:
+    """HR@k and MRR@k (percent) of ``ranked`` [cases, >= k] item ids over all cases, the
+    re-visits (``revisit`` [cases]: the next item is already in the session) and new items."""
+    import numpy as np
+
+    hit = ranked[:, :k] == cases.targets[:, None]
+    reciprocal = (hit / np.arange(1, k + 1)).sum(axis=1)
+    return {part: {"HR": 100 * hit[rows].any(axis=1).mean(), "MRR": 100 * reciprocal[rows].mean()}
+            for part, rows in (("all", np.ones_like(revisit)), ("revisit", revisit), ("new", ~revisit))}
+
+
 def machine() -> dict:
     """CPU count this process may use, total memory and platform."""
     with open("/proc/meminfo", encoding="utf-8") as meminfo:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import diginetica_parser, diginetica_run_config, peak_rss_mb, provenance, run_main
+from common import dataset_and_config, diginetica_parser, peak_rss_mb, provenance, run_main, split_metrics
 
 import recsys_base  # noqa: F401
 
@@ -35,29 +35,6 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", choices=("diginetica", "synthetic"), default="diginetica")
     parser.set_defaults(config=Path(__file__).resolve().parent / "configs" / "diginetica.json")
     return parser.parse_args(argv)
-
-
-def load(args):
-    """``(prepared data, run config)`` of the dataset."""
-    if args.dataset == "synthetic":
-        from recommenders.data.dataset import prepare
-        from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
-        from recsys.workflow import RunConfig
-
-        config = RunConfig()
-        config.train.verbose = 2
-        return prepare(generate_shop(SyntheticShopConfig())), config.validate()
-    from recommenders.data.loaders import load_srgnn_splits
-
-    return load_srgnn_splits(args.data_dir, validation_fraction=args.validation_fraction), diginetica_run_config(args)
-
-
-def split_metrics(ranked: np.ndarray, cases, revisit: np.ndarray) -> dict:
-    """HR@K and MRR@K (percent) over all cases, re-visits and new items."""
-    hit = ranked[:, :K] == cases.targets[:, None]
-    reciprocal = (hit / np.arange(1, K + 1)).sum(axis=1)
-    return {part: {"HR": 100 * hit[rows].any(axis=1).mean(), "MRR": 100 * reciprocal[rows].mean()}
-            for part, rows in (("all", np.ones_like(revisit)), ("revisit", revisit), ("new", ~revisit))}
 
 
 def run(args) -> dict:
@@ -80,7 +57,7 @@ def run(args) -> dict:
         def gate_log_weights(self, state, evidence, table_log_scale=None):
             return super().gate_log_weights(tf.zeros_like(state), evidence, table_log_scale)
 
-    prepared, config = load(args)
+    prepared, config = dataset_and_config(args)
     seen = pd.concat([prepared.train, prepared.validation])
     vocab = FeatureVocabularies.build(seen, prepared.catalog)
     cases = make_next_item_cases(prepared.test)
