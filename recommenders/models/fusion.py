@@ -19,9 +19,7 @@ Why the gate is fitted on held-out sessions, not on the training positions: the 
 are counted from the training sessions, so on those positions they contain every answer
 and a gate fitted there learns to trust them far beyond what they earn on new sessions.
 :func:`fit_fusion` fits the gate and the distance weights by maximum likelihood of the
-mixture on the validation split's next items, with the towers frozen. Once the gate is
-fitted, the tables are recounted on the training and validation sessions together: the
-model serves with the latest sessions' neighbours too.
+mixture on the validation split's next items, with the towers frozen.
 
 Everything is stock TensorFlow ops (gather, scatter, softmax), so TF Serving runs it; the
 tables are non-trainable variables of this layer, saved with the weights.

@@ -200,22 +200,22 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     specs = model_config.neighbour_specs()
     folds = getattr(model_config, "neighbour_folds", 0) if specs else 0
     if specs:  # counted on this run's training events, also after a warm start
+        neighbours = ItemNeighbours.build(train_events, vocab.item_ids, specs)
         with strategy.scope():
-            model.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, specs),
-                                 *([ItemNeighbours.build_out_of_fold(train_events, vocab.item_ids, specs, folds)]
-                                   if folds else []))
+            model.set_neighbours(neighbours, *([ItemNeighbours.build_out_of_fold(train_events, vocab.item_ids, specs, folds)]
+                                               if folds else []))
     # Outside the policy: tfrs tasks create helper layers while they run (accidental-hit
     # removal), which must compute in float32 like the tasks' losses.
     history = fit(model, train_events, validation_events, train_config, monitor, neighbour_folds=folds,
                   extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
     if getattr(model, "fusion", None) is not None:
         history.history["fusion"] = fit_fusion(model, validation_events, train_config)
-    if specs:
-        # Fitted (the fusion gate on validation, the ranker on out-of-fold tables), so the
-        # validation sessions may now join the tables the model serves with: they are the
-        # latest sessions, the nearest to the traffic it will see (new items' first
-        # transitions among them). The baselines count them too.
-        model.set_neighbours(ItemNeighbours.build(pd.concat([train_events, validation_events]), vocab.item_ids, specs))
+    if folds:
+        model.set_neighbours(neighbours)  # drops the per-fold tables: serving never reads them
+    # The tables stay counted on the training sessions only. Counting the validation
+    # sessions too helps serving (benchmarks/results/fusion_ablation_diginetica_tuned.md),
+    # but the recommend blend is fitted on validation after training, and with those
+    # tables every validation answer would be in them.
     return model, history
 
 
