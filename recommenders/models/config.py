@@ -148,8 +148,9 @@ class RankingConfig(NeighbourTablesConfig, TowerConfig):
     cross_layers: int = 2
     deep_units: tuple[int, ...] = (128, 64)
     negatives_per_position: int = 4
-    # With 2 of these the ranker first helped recommend on the synthetic shop (validation
-    # MRR@20 36.76 against retrieve's 36.38; 0 and neighbour features off: no gain).
+    # With 2 of these and neighbour features the ranker first helped recommend on the
+    # synthetic shop (test MRR@20 35.19 against 35.00 with it off; either alone: fitted
+    # off). benchmarks/results/ranker_ablation_synthetic.md; see its caveat in the README.
     session_negatives: int = 2
     click_weight: float = 1.0
     cart_weight: float = 1.0
