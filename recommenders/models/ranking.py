@@ -85,11 +85,9 @@ class MultiTaskRanker(SessionTowersModel):
                                                     self.item_encoder.num_indices, config.neighbours_per_item,
                                                     name="neighbour_scores")
 
-    def set_neighbours(self, neighbours: ItemNeighbours, by_fold: list[ItemNeighbours] | None = None) -> None:
-        """The tables the ranker serves with and, for training, the out-of-fold ones (see
-        :class:`NeighbourScores`)."""
+    def set_neighbours(self, neighbours: ItemNeighbours) -> None:
+        """The tables the ranker serves with (training's out-of-fold ones: :class:`NeighbourScores`)."""
         self.neighbour_scores.set_neighbours(neighbours)
-        self.neighbour_scores.set_training_neighbours(by_fold)
 
     def _neighbour_features(self, items, distance, known, candidates, folds=None):
         """``[N, C, 2 * tables]`` neighbour scores of the candidates, or ``[N, C, 0]`` without them."""

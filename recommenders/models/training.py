@@ -200,10 +200,11 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     specs = model_config.neighbour_specs()
     folds = getattr(model_config, "neighbour_folds", 0) if specs else 0
     if specs:  # counted on this run's training events, also after a warm start
-        neighbours = ItemNeighbours.build(train_events, vocab.item_ids, specs)
+        model.set_neighbours(ItemNeighbours.build(train_events, vocab.item_ids, specs))
+    if folds:  # the ranker's training positions read tables counted without their own fold
         with strategy.scope():
-            model.set_neighbours(neighbours, *([ItemNeighbours.build_out_of_fold(train_events, vocab.item_ids, specs, folds)]
-                                               if folds else []))
+            model.neighbour_scores.set_training_neighbours(
+                ItemNeighbours.build_out_of_fold(train_events, vocab.item_ids, specs, folds))
     # Outside the policy: tfrs tasks create helper layers while they run (accidental-hit
     # removal), which must compute in float32 like the tasks' losses.
     history = fit(model, train_events, validation_events, train_config, monitor, neighbour_folds=folds,
@@ -211,7 +212,7 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     if getattr(model, "fusion", None) is not None:
         history.history["fusion"] = fit_fusion(model, validation_events, train_config)
     if folds:
-        model.set_neighbours(neighbours)  # drops the per-fold tables: serving never reads them
+        model.neighbour_scores.set_training_neighbours(None)  # serving never reads them
     # The tables stay counted on the training sessions only. Counting the validation
     # sessions too helps serving (benchmarks/results/fusion_ablation_diginetica_tuned.md),
     # but the recommend blend is fitted on validation after training, and with those

@@ -88,8 +88,8 @@ def test_ranker_trains_on_out_of_fold_tables_and_saves_only_the_served_ones(shop
     config = RankingConfig(**SMALL, neighbour_folds=3).validate()
     ranker = MultiTaskRanker(vocab, config)
     specs = config.neighbour_specs()
-    ranker.set_neighbours(ItemNeighbours.build(shop.events, vocab.item_ids, specs),
-                          ItemNeighbours.build_out_of_fold(shop.events, vocab.item_ids, specs, 3))
+    ranker.set_neighbours(ItemNeighbours.build(shop.events, vocab.item_ids, specs))
+    ranker.neighbour_scores.set_training_neighbours(ItemNeighbours.build_out_of_fold(shop.events, vocab.item_ids, specs, 3))
     batch = next(iter(to_dataset(sessions_to_arrays(shop.events, 20), 64, neighbour_folds=3)))
     assert NEIGHBOUR_FOLD in batch
     ranker.compile(tf.keras.optimizers.Adam(0.01))
