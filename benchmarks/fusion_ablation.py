@@ -4,7 +4,8 @@ Trains the retrieval model once (the dataset's run config, fusion on), then scor
 test prefix with full ranking for each combination of the score's components: the
 catalog softmax, the repeat head's pointer, each neighbour table and the
 session-conditioned fusion gate (each table subset gets its own gate fit on validation,
-as training fits the full one). Every row is split into test cases whose next item is a
+as training fits the full one), the tables' recency decay, and serving tables that also
+count the validation sessions (what a trained run serves) or not. Every row is split into test cases whose next item is a
 re-visit (already in the session) and new items.
 
     .venv/bin/python benchmarks/fusion_ablation.py --dataset diginetica   # ~40 min on 2 CPUs
@@ -15,6 +16,7 @@ Writes ``benchmarks/results/fusion_ablation_<dataset>.{json,md}``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -71,20 +73,31 @@ def run(args) -> dict:
     print(f"trained (fusion fitted) in {train_seconds:.0f} s: {history.history['fusion']}", flush=True)
     full_fusion, repeat_head = model.fusion, model.repeat_head
     specs = config.retrieval.neighbour_specs()
-    # As training does: the gate is fitted with tables of the training sessions, and the
-    # model then serves with tables of the training and validation sessions.
-    fit_tables = ItemNeighbours.build(prepared.train, vocab.item_ids, specs)
-    served_tables = ItemNeighbours.build(seen, vocab.item_ids, specs)
+    (half_life,) = model.config.neighbour_half_lives  # the recency fit_fusion chose on validation
+    # As training does: the gates are fitted with tables of the training sessions, and the
+    # model then serves tables of the training and validation sessions (count_served_tables).
+    fit_tables = ItemNeighbours.build(prepared.train, vocab.item_ids, specs, half_life)
+    served_tables = ItemNeighbours.build(seen, vocab.item_ids, specs, half_life)
     names = list(fit_tables.tables)
 
-    def fusion_of(tables, layer=NeighbourFusion, served=served_tables):
+    def fusion_of(tables, layer=NeighbourFusion, half_lives=(half_life,)):
+        """A gate over ``tables`` fitted as training fits the default one, then serving the served tables."""
         fusion = layer(tables, model.item_encoder.num_indices, config.retrieval.neighbours_per_item,
                        state_dim=config.retrieval.output_dim, name="fusion")
-        fusion.set_neighbours(ItemNeighbours({name: fit_tables.tables[name] for name in tables}))
         model.fusion = fusion
-        fit = fit_fusion(model, prepared.validation, config.train)
+        model.config = dataclasses.replace(model.config, fusion=True, neighbour_half_lives=half_lives)
+        fit = fit_fusion(model, prepared.train, prepared.validation, config.train)
         print(f"  gate fitted for {tables}: {fit}", flush=True)
+        (chosen,) = model.config.neighbour_half_lives
+        served = ItemNeighbours.build(seen, vocab.item_ids, specs, chosen)
         fusion.set_neighbours(ItemNeighbours({name: served.tables[name] for name in tables}))
+        return fusion
+
+    def default_with(tables):
+        """The trained default gate serving ``tables``."""
+        fusion = NeighbourFusion.from_config(full_fusion.get_config())
+        fusion.set_weights(full_fusion.get_weights())
+        fusion.set_neighbours(tables)
         return fusion
 
     variants = {
@@ -92,9 +105,9 @@ def run(args) -> dict:
         "+ repeat pointer (previous model)": (True, None),
         **{f"+ repeat + {name}": (True, lambda name=name: fusion_of([name])) for name in names},
         "+ repeat + all tables, gate without session state": (True, lambda: fusion_of(names, StatelessGateFusion)),
-        "+ repeat + all tables, served tables without the validation sessions": (
-            True, lambda: fusion_of(names, served=fit_tables)),
-        "+ repeat + all tables, session-conditioned gate (default)": (True, lambda: full_fusion),
+        "+ repeat + all tables, no recency decay": (True, lambda: fusion_of(names, half_lives=(0.0,))),
+        "+ repeat + all tables, served without the validation sessions": (True, lambda: default_with(fit_tables)),
+        "+ repeat + all tables, session-conditioned gate (default)": (True, lambda: default_with(served_tables)),
     }
     rows = {}
     for name, (with_repeat, fusion) in variants.items():
@@ -142,8 +155,9 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {' | '.join(cells)} | {row['seconds']:.0f} |")
     fit = result["fusion_fit"]
     lines += ["", f"Default gate: fitted in {fit['epochs']} epochs on {fit['examples']:,} validation next items "
-              f"(held-out log-likelihood {fit['model']:.3f} model alone, {fit['fitted']:.3f} fused); table scale "
-              f"{fit['table_scale']} chosen on validation HR@{K} + MRR@{K}.", ""]
+              f"(held-out log-likelihood {fit['model']:.3f} model alone, {fit['fitted']:.3f} fused); table half-life "
+              f"{fit.get('half_life', 0.0)} of the training span and table scale {fit['table_scale']} chosen on "
+              f"validation HR@{K} + MRR@{K}.", ""]
     return "\n".join(lines)
 
 

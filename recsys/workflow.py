@@ -5,7 +5,8 @@ step reads and writes directories so steps can run separately:
 
 * data directory (``recsys data generate|import``): split events + catalog + report;
 * run directory (``recsys train``): ``retrieval/`` and ``ranking/`` (weights, vocabularies,
-  config), ``recommend_blend.json`` (the recommend pool and blend fitted on validation),
+  config; their neighbour tables count the train and validation sessions, recounted
+  after the last fit on validation), ``recommend_blend.json`` (the recommend pool and blend fitted on validation),
   ``data_source.json`` (the data directory; ``recsys retrain`` adds its own files, see
   :mod:`recsys.retrain`),
   ``logs/`` (TensorBoard: per-epoch scalars, among them ``retrieve``'s validation HR/MRR,
@@ -28,6 +29,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from recommenders.models.config import RankingConfig, RecommendConfig, RetrievalConfig, TrainConfig
 from recsys_base.errors import ConfigError, DataError
@@ -192,6 +194,7 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
     from recommenders.models.training import (
         RANKING_MONITOR,
         RETRIEVAL_MONITOR,
+        count_served_tables,
         kept_epochs,
         save_trained,
         train_ranking,
@@ -204,7 +207,7 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
     if chief:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "run_config.json").write_text(json.dumps(config.to_dict(), indent=1))
-    metrics = {}
+    metrics, trained = {}, {}
     for part, trainer, model_config, monitor in (
         ("retrieval", train_retrieval, config.retrieval, RETRIEVAL_MONITOR),
         ("ranking", train_ranking, config.ranking, RANKING_MONITOR),
@@ -218,6 +221,7 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
                                  log_dir=run_dir / "logs" / part, backup_dir=run_dir / "backup" / part)
         with written_by_chief(run_dir / part, strategy) as directory:  # every worker saves: it takes collectives
             save_trained(model, directory)
+        trained[part] = model
         if part == "retrieval" and chief:
             write_item_projector(run_dir / "logs" / part, model)
         # The kept weights' epoch: early stopping restores the best one, not the last.
@@ -236,6 +240,14 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
         metrics["recommend"] = fit_blend_run(run_dir, validation_events, config.recommend)
         (run_dir / "validation_metrics.json").write_text(json.dumps(metrics, indent=1))
+    # Everything fitted on validation is fitted: the models now serve tables that also
+    # count the validation sessions, the latest the run has (validation_metrics.json
+    # keeps the scores measured before).
+    served_events = pd.concat([train_events, validation_events], ignore_index=True)
+    for part, model in trained.items():
+        count_served_tables(model, served_events)
+        with written_by_chief(run_dir / part, strategy) as directory:
+            save_trained(model, directory)
     leave_together(strategy)
     return metrics
 
@@ -302,7 +314,9 @@ def evaluate_run(data_dir, run_dir, split: str = "test", k_values=(5, 10, 20), b
     """Scores retrieval alone, the full recommend path and (optionally) the baselines on a split.
 
     Baselines (popularity, Markov-1, session-kNN) are fitted on the train split and ranked
-    over the same catalog in the same run. Cases where the shopper searched right before
+    over the same catalog in the same run. On ``split="validation"`` the models' neighbour
+    tables already count those sessions (:func:`train_models`), so their scores there are
+    optimistic: ``validation_metrics.json`` holds the ones measured before the recount. Cases where the shopper searched right before
     the target are scored again on their own: that is personalized search.
     """
     from recommenders.evaluation.baselines import MarkovChain, Popularity, SessionKNN

@@ -210,22 +210,27 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     history = fit(model, train_events, validation_events, train_config, monitor, neighbour_folds=folds,
                   extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
     if getattr(model, "fusion", None) is not None:
-        history.history["fusion"] = fit_fusion(model, validation_events, train_config)
+        history.history["fusion"] = fit_fusion(model, train_events, validation_events, train_config)
     if folds:
         model.neighbour_scores.set_training_neighbours(None)  # serving never reads them
-    # The tables stay counted on the training sessions only. Counting the validation
-    # sessions too helps serving (benchmarks/results/fusion_ablation_diginetica_tuned.md),
-    # but the recommend blend is fitted on validation after training, and with those
-    # tables every validation answer would be in them.
+    # The tables stay counted on the training sessions only: the recommend blend is fitted
+    # on validation after training (then count_served_tables recounts them).
     return model, history
 
 
-def fit_fusion(model: SessionRetrievalModel, validation_events, train_config: TrainConfig, batch_size: int = 256) -> dict:
-    """Fits ``model.fusion``'s gate on the validation split's next items, the towers frozen.
+def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, train_config: TrainConfig,
+               batch_size: int = 256) -> dict:
+    """Counts ``model.fusion``'s tables on ``train_events`` and fits its gate on the validation
+    split's next items, the towers frozen.
 
     Each validation case is scored as ``retrieve`` scores it (its last ``max_length``
     events), without the fusion; cases whose next item is not in the catalog are left
-    out. See :func:`recommenders.models.fusion.fit_gate` for what is returned.
+    out. For every half-life of ``model.config.neighbour_half_lives`` the tables are counted
+    with that recency and the gate fitted from the same start; the half-life and table
+    scale with the best validation HR@K + MRR@K are kept, and ``model.config`` then names
+    only that half-life (what :func:`count_served_tables` recounts with). Returns what
+    :func:`recommenders.models.fusion.fit_gate` returns for the kept fit, the chosen
+    ``half_life`` and ``table_scale``, and the validation quality of every candidate.
     """
     from recommenders.evaluation.cases import make_next_item_cases
     from recommenders.models.inference import as_tensors, session_inputs
@@ -267,16 +272,39 @@ def fit_fusion(model: SessionRetrievalModel, validation_events, train_config: Tr
     parts = [[t.numpy() for t in examples(*batch)] for batch in batches()]
     log_model, state, items, columns = (np.concatenate([part[i] for part in parts]) if i != 2 else
                                         _right_padded([part[i] for part in parts]) for i in range(4))
-    result = fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
-    # The likelihood fit weighs the tables for calibrated probabilities; the ranking the
-    # shop sees may prefer another share: pick the scale with the best HR@K + MRR@K.
-    ranks = np.concatenate([target_ranks(*batch).numpy() for batch in batches()], axis=1)
     k = max(VALIDATION_KS)
-    quality = [(ranks_at <= k).mean() + np.where(ranks_at <= k, 1.0 / ranks_at, 0.0).mean() for ranks_at in ranks]
-    best = int(np.argmax(quality))
-    model.fusion.table_log_scale.assign(np.log(FUSION_TABLE_SCALES[best]))
-    return {**result, "table_scale": FUSION_TABLE_SCALES[best],
-            f"validation HR@{k} + MRR@{k} by table scale": dict(zip(FUSION_TABLE_SCALES, np.round(quality, 4).tolist()))}
+    start, specs, candidates, best = model.fusion.get_weights(), model.config.neighbour_specs(), {}, None
+    for half_life in model.config.neighbour_half_lives:
+        model.fusion.set_weights(start)
+        model.set_neighbours(ItemNeighbours.build(train_events, model.vocab.item_ids, specs, half_life))
+        result = fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
+        # The likelihood fit weighs the tables for calibrated probabilities; the ranking the
+        # shop sees may prefer another share: pick the scale with the best HR@K + MRR@K.
+        ranks = np.concatenate([target_ranks(*batch).numpy() for batch in batches()], axis=1)
+        quality = [(ranks_at <= k).mean() + np.where(ranks_at <= k, 1.0 / ranks_at, 0.0).mean() for ranks_at in ranks]
+        candidates[half_life] = dict(zip(FUSION_TABLE_SCALES, np.round(quality, 4).tolist()))
+        scale = int(np.argmax(quality))
+        if best is None or quality[scale] > best[0]:
+            model.fusion.table_log_scale.assign(np.log(FUSION_TABLE_SCALES[scale]))
+            best = (quality[scale], half_life, FUSION_TABLE_SCALES[scale], model.fusion.get_weights(), result)
+    _, half_life, scale, weights, result = best
+    model.fusion.set_weights(weights)
+    model.config = dataclasses.replace(model.config, neighbour_half_lives=(half_life,))
+    return {**result, "half_life": half_life, "table_scale": scale,
+            f"validation HR@{k} + MRR@{k} by half-life and table scale": candidates}
+
+
+def count_served_tables(model, events) -> None:
+    """Recounts ``model``'s neighbour tables on ``events``, with the recency :func:`fit_fusion` chose.
+
+    A run serves tables counted on every session it learned from, validation included;
+    call this after everything fitted on validation is fitted (the fusion gate, the
+    recommend blend): a fit on sessions the tables count finds every answer in them.
+    """
+    specs = model.config.neighbour_specs()
+    if specs:
+        half_lives = getattr(model.config, "neighbour_half_lives", (0.0,))
+        model.set_neighbours(ItemNeighbours.build(events, model.vocab.item_ids, specs, half_lives[0]))
 
 
 def _right_padded(blocks: list[np.ndarray]) -> np.ndarray:

@@ -76,7 +76,8 @@ def register(subparsers) -> None:
     evaluate = subparsers.add_parser("evaluate", help="HR/MRR/NDCG@K and coverage of a run against baselines")
     evaluate.add_argument("--data", required=True, type=Path, help="prepared data directory")
     evaluate.add_argument("--run", required=True, type=Path, help="trained run directory")
-    evaluate.add_argument("--split", default="test", choices=("validation", "test"))
+    evaluate.add_argument("--split", default="test", choices=("validation", "test"),
+                          help="test (default); on validation the trained neighbour tables already count those sessions")
     evaluate.add_argument("--k", type=_positive_ks, default=(5, 10, 20), help="cut-offs, e.g. 5,10,20")
     evaluate.add_argument("--no-baselines", action="store_true", help="skip popularity, Markov-1 and session-kNN")
     evaluate.add_argument("--json", type=Path, help="also write the results here as JSON")

@@ -240,23 +240,31 @@ def test_exported_models_hold_the_neighbour_tables_and_only_stock_ops(exported, 
         assert "neighbour_columns" in variables and "neighbour_weights" in variables, variables
 
 
-def test_served_neighbour_tables_count_the_training_sessions_only(models, small_shop_dir):
-    """The fusion gate and the recommend blend are fitted on the validation split: tables
-    that counted it would hold every validation answer."""
+def test_served_neighbour_tables_count_train_and_validation_with_the_chosen_recency(models, small_shop_dir,
+                                                                                     trained_run_dir):
+    """The fusion gate and the recommend blend are fitted on validation with tables of the
+    training split; after that the run's tables are recounted on train + validation, the
+    retrieval's with the half-life validation chose (the ranker's without decay)."""
     import pandas as pd
 
     from recommenders.features.neighbours import ItemNeighbours
+    from recommenders.models.config import RetrievalConfig
     from recommenders.models.towers import FIRST_ITEM_INDEX
 
     data = load_prepared(small_shop_dir)
+    (half_life,) = models.retrieval_model.config.neighbour_half_lives
+    fusion_fit = json.loads((trained_run_dir / "validation_metrics.json").read_text())["fusion"]
+    assert fusion_fit["half_life"] == half_life
+    assert set(map(float, fusion_fit["validation HR@20 + MRR@20 by half-life and table scale"])) == set(
+        RetrievalConfig().neighbour_half_lives)
     specs = models.retrieval_model.config.neighbour_specs()
     assert models.ranking_model.config.neighbour_specs() == specs
     # Retrieval's rows are in neighbour order, the ranker's sorted by column: compare sorted rows.
-    served = {"retrieval": models.retrieval_model.fusion.weights_table.numpy(),
-              "ranking": models.ranking_model.neighbour_scores.weights_table.numpy().transpose(1, 0, 2)}
-    served = {model: np.sort(table[:, FIRST_ITEM_INDEX:], axis=-1) for model, table in served.items()}
-    for events, should_match in ((data.train, True), (pd.concat([data.train, data.validation]), False)):
-        tables = ItemNeighbours.build(events, models.retrieval_model.vocab.item_ids, specs).tables
-        counted = np.sort(np.stack([tables[spec.name].weights for spec in specs]), axis=-1)
-        for model, table in served.items():
+    served = {"retrieval": (models.retrieval_model.fusion.weights_table.numpy(), half_life),
+              "ranking": (models.ranking_model.neighbour_scores.weights_table.numpy().transpose(1, 0, 2), 0.0)}
+    for model, (table, recency) in served.items():
+        table = np.sort(table[:, FIRST_ITEM_INDEX:], axis=-1)
+        for events, should_match in ((pd.concat([data.train, data.validation]), True), (data.train, False)):
+            tables = ItemNeighbours.build(events, models.retrieval_model.vocab.item_ids, specs, recency).tables
+            counted = np.sort(np.stack([tables[spec.name].weights for spec in specs]), axis=-1)
             assert np.allclose(table, counted) is should_match, model
