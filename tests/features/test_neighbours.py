@@ -71,3 +71,25 @@ def test_memory_is_items_times_neighbours_whatever_the_number_of_sessions():
     table = NeighbourTable.build(sessions, num_items=30, window=3, both_directions=True, max_neighbours=5)
     assert table.indices.shape == table.weights.shape == (30, 5)
     assert (table.weights.sum(axis=1) <= 1 + 1e-6).all()
+
+
+def test_recency_weighs_each_session_by_its_age_over_the_half_life():
+    # Sessions end at 0 s, 50 s and 100 s: span 100 s, half-life 0.5 * 100 s. "a" is
+    # followed by "b" in the oldest session (weight 0.25), by "c" in the middle one (0.5)
+    # and by "b" again in the newest (1): row a = b 1.25, c 0.5, of 1.75.
+    events = pd.DataFrame({"session_id": ["old", "old", "mid", "mid", "new", "new"],
+                           "item_id": ["a", "b", "a", "c", "a", "b"],
+                           "timestamp": pd.to_datetime([0, 0, 40, 50, 90, 100], unit="s")})
+    specs = [NeighbourSpec("transitions", max_neighbours=2)]
+    table = ItemNeighbours.build(events, ["a", "b", "c"], specs, half_life=0.5).tables["transitions"]
+    assert table.indices[0].tolist() == [1, 2]
+    assert table.weights[0] == pytest.approx([1.25 / 1.75, 0.5 / 1.75])
+    undecayed = ItemNeighbours.build(events, ["a", "b", "c"], specs).tables["transitions"]
+    assert undecayed.weights[0] == pytest.approx([2 / 3, 1 / 3])
+
+
+def test_a_bad_half_life_is_named():
+    from recommenders.features.neighbours import recency_weights
+
+    with pytest.raises(ConfigError, match="half_life must be > 0, got -1"):
+        recency_weights(np.array([0, 1]), np.array([0, 0]), half_life=-1)
