@@ -71,7 +71,7 @@ def run(args) -> dict:
     from recommenders.models.export import export_models
     from recommenders.models.inference import SignatureRecommender
     from recommenders.models.serving_modules import RankingModule, RecommendModule, RetrievalModule
-    from recommenders.models.training import train_ranking, train_retrieval
+    from recommenders.models.training import count_served_tables, train_ranking, train_retrieval
     from recsys_base.tf_compat import tensorflow
     from serving import contract
 
@@ -112,6 +112,8 @@ def run(args) -> dict:
     print(f"  candidate_pool {fit.candidate_pool}, ranking_weight {fit.ranking_weight}: validation {fit.recommend} "
           f"against retrieve {fit.retrieve}", flush=True)
 
+    for model in (retrieval_model, ranking_model):  # as a trained run does, after every fit on validation
+        count_served_tables(model, seen)
     with tempfile.TemporaryDirectory() as base:
         exported = export_models(retrieval_model, ranking_model, base, recommend_config=config.recommend.resolved(fit.config()),
                                  metadata={"recommend_fit": fit.to_dict()}, max_session_events=max_length)

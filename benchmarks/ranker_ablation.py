@@ -53,7 +53,7 @@ def run(args) -> dict:
     from recommenders.models.blend import fit_recommend
     from recommenders.models.inference import SignatureRecommender
     from recommenders.models.serving_modules import RankingModule, RecommendModule, RetrievalModule
-    from recommenders.models.training import RANKING_MONITOR, train_ranking, train_retrieval
+    from recommenders.models.training import RANKING_MONITOR, count_served_tables, train_ranking, train_retrieval
 
     prepared, config = dataset_and_config(args)
     ranking_train = dataclasses.replace(config.train, epochs=args.ranking_epochs or config.train.epochs).validate()
@@ -68,6 +68,10 @@ def run(args) -> dict:
                                          config.train, vocab=vocab)
     seconds = {"retrieval": time.perf_counter() - started}
     retrieval = RetrievalModule(retrieval_model, max_length)
+    seen = pd.concat([prepared.train, prepared.validation])
+    # As a trained run does: blends are fitted with tables of the training sessions, and the
+    # models then serve tables that also count the validation sessions.
+    count_served_tables(retrieval_model, seen)
     ranked = _recommend("retrieve", SignatureRecommender(retrieval.retrieve, max_length), cases, K, 512, True)
     rows = {"retrieve": split_metrics(ranked, cases, revisit, K)}
     for name, (features, negatives) in VARIANTS.items():
@@ -78,7 +82,10 @@ def run(args) -> dict:
                                         ranking_train, vocab=vocab)
         seconds[name] = time.perf_counter() - started
         ranking = RankingModule(ranker, max_length)
+        count_served_tables(retrieval_model, prepared.train)
         fit = fit_recommend(RecommendModule(retrieval, ranking), validation_cases, config.recommend)
+        for model in (retrieval_model, ranker):
+            count_served_tables(model, seen)
         recommend = RecommendModule(retrieval, ranking, config.recommend.resolved(fit.config()))
         ranked = _recommend(name, SignatureRecommender(recommend.recommend, max_length), cases, K, 512, True)
         rows[name] = {**split_metrics(ranked, cases, revisit, K), "candidate_pool": fit.candidate_pool,
