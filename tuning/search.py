@@ -23,7 +23,14 @@ import pandas as pd
 
 from recommenders.models.config import RankingConfig, RetrievalConfig, TrainConfig
 from recommenders.models.hparams import hparam_values
-from recommenders.models.training import RANKING_MONITOR, RETRIEVAL_MONITOR, kept_epochs, train_ranking, train_retrieval
+from recommenders.models.training import (
+    RANKING_MONITOR,
+    RETRIEVAL_MONITOR,
+    count_served_tables,
+    kept_epochs,
+    train_ranking,
+    train_retrieval,
+)
 from recsys_base.errors import ConfigError, DataError
 from tuning.config import TuningConfig
 from tuning.leaderboard import failure_reason, leaderboard
@@ -205,6 +212,10 @@ def retrain_and_export(result: SearchResult, prepared, export_dir: str | Path, v
         other, _ = train_retrieval(prepared.train, prepared.validation, prepared.catalog,
                                    other_model_config or RetrievalConfig(), tuner.train_config, vocab=vocab)
         retrieval, ranking = other, tuned
+    # Nothing else is fitted on validation here: serve tables that also count it, as a trained run does.
+    served_events = pd.concat([prepared.train, prepared.validation], ignore_index=True)
+    for model in (retrieval, ranking):
+        count_served_tables(model, served_events)
     metadata = {"tuning": {"kind": result.config.kind, "objective": result.objective.metric,
                            "validation_score": float(best.score), "trial_id": best.trial_id,
                            "hyperparameters": dict(best.hyperparameters.values), "epochs": epochs}}
