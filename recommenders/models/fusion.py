@@ -178,10 +178,11 @@ def fit_gate(fusion: NeighbourFusion, log_model_target, state, items, target_col
     log-likelihood of the model alone (``model``), of the mixture before (``start``)
     and after (``fitted``) fitting, and the epochs run.
     """
-    # Fitted on a plain copy: under a tf.distribute strategy the layer's variables are
-    # mirrored, which a Keras optimizer outside the strategy's training loop cannot update.
-    # Every worker fits the same copy from the same data and seed, so replicas stay equal.
-    target_layer, fusion = fusion, NeighbourFusion.from_config(fusion.get_config())
+    # Fitted on a plain copy of the same class (a subclass keeps its own gate): under a
+    # tf.distribute strategy the layer's variables are mirrored, which a Keras optimizer
+    # outside the strategy's training loop cannot update. Every worker fits the same copy
+    # from the same data and seed, so replicas stay equal.
+    target_layer, fusion = fusion, type(fusion).from_config(fusion.get_config())
     fusion.set_weights(target_layer.get_weights())
     count = int(tf.shape(target_columns)[0])
     order = np.random.default_rng(seed).permutation(count)

@@ -86,6 +86,23 @@ def test_fit_gate_finds_the_mixture_weight_that_maximizes_held_out_likelihood():
     assert result["fitted"] > result["start"] > result["model"] - 1e-6
 
 
+def test_fit_gate_fits_a_subclass_through_its_own_gate():
+    """The fit runs on a copy of the layer: of its own class, or a subclass's gate is ignored."""
+
+    class HalfAndHalf(NeighbourFusion):
+        def gate_log_weights(self, state, evidence, table_log_scale=None):
+            return tf.math.log(tf.fill([tf.shape(state)[0], 2], 0.5))
+
+    fusion = HalfAndHalf(["next"], num_indices=6, max_neighbours=1, state_dim=2, units=4)
+    fusion.set_tables([np.array([[1], [2], [3], [0]])], [np.ones((4, 1))])
+    n = 400
+    last = np.arange(n) % 4
+    result = fit_gate(fusion, np.full(n, np.log(0.25), np.float32), np.zeros((n, 2), np.float32),
+                      (last + 2)[:, None].astype(np.int64), (last + 1) % 4, max_epochs=5, learning_rate=0.05)
+    assert result["start"] == pytest.approx(np.log(0.5 * 0.25 + 0.5))
+    assert result["fitted"] == pytest.approx(result["start"]), "nothing in a fixed gate can be fitted"
+
+
 def test_fusion_off_is_the_model_without_it_and_empty_tables_change_nothing():
     shop = generate_shop(SyntheticShopConfig.small(n_sessions=100, clean=True))
     vocab = FeatureVocabularies.build(shop.events, shop.catalog)
