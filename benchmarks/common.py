@@ -59,9 +59,20 @@ def diginetica_run_config(args):
     return config.validate()
 
 
+# The options of :func:`diginetica_parser` that ``--dataset synthetic`` ignores (it runs the
+# demo's shop and config): a synthetic results page leaves them out of its arguments.
+DIGINETICA_ONLY_OPTIONS = ("data_dir", "epochs", "batch_size", "learning_rate", "validation_fraction", "config")
+
+
+def ignored_options(args) -> tuple[str, ...]:
+    """What :func:`run_main` should leave out of ``args``' page: see ``DIGINETICA_ONLY_OPTIONS``."""
+    return DIGINETICA_ONLY_OPTIONS if args.dataset == "synthetic" else ()
+
+
 def dataset_and_config(args):
     """``(prepared data, run config)`` of ``args.dataset``: the synthetic shop with the demo's
-    config, or Diginetica's SR-GNN split with :func:`diginetica_run_config`."""
+    config (``DIGINETICA_ONLY_OPTIONS`` do not apply), or Diginetica's SR-GNN split with
+    :func:`diginetica_run_config`."""
     if args.dataset == "synthetic":
         from recommenders.data.dataset import prepare
         from recommenders.data.synthetic import SyntheticShopConfig, generate_shop

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset_and_config, diginetica_parser, peak_rss_mb, provenance, run_main, split_metrics
+from common import dataset_and_config, diginetica_parser, ignored_options, peak_rss_mb, provenance, run_main, split_metrics
 
 import recsys_base  # noqa: F401
 
@@ -126,7 +126,7 @@ def markdown(result: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return run_main(f"ranker_ablation_{args.dataset}", args, run, markdown)
+    return run_main(f"ranker_ablation_{args.dataset}", args, run, markdown, hidden_arguments=ignored_options(args))
 
 
 if __name__ == "__main__":
