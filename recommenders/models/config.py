@@ -125,6 +125,9 @@ class RetrievalConfig(NeighbourTablesConfig, TowerConfig):
     # (0 = every session counts alike; features/neighbours.py). fit_fusion keeps the one
     # validation ranks best, and the trained model's config then holds only that one.
     neighbour_half_lives: tuple[float, ...] = (0.0, 0.5, 0.2, 0.1)
+    # Fields training narrows to what it chose on validation (the architecture is the same
+    # whatever they hold: a warm start pairs models that differ only here).
+    FITTED_FIELDS = ("neighbour_half_lives",)
 
     def neighbour_specs(self) -> list[NeighbourSpec]:
         """The neighbour tables fusion mixes in (none when ``fusion`` is off)."""

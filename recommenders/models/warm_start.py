@@ -26,6 +26,8 @@ Usage (a retrain; ``features`` a batch of the new training sessions)::
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from recommenders.models.towers import FIRST_ITEM_INDEX
@@ -69,6 +71,12 @@ def new_item_rows(old_rows: np.ndarray, initial_rows: np.ndarray, item_categorie
     return rows
 
 
+def _architecture(config) -> dict:
+    """``config``'s fields but those training fits on validation (``FITTED_FIELDS``)."""
+    fitted = getattr(config, "FITTED_FIELDS", ())
+    return {name: value for name, value in dataclasses.asdict(config).items() if name not in fitted}
+
+
 def copy_weights(source, target, features, new_item_init: str = "category_mean") -> None:
     """Copies ``source``'s weights into ``target``, a model of the same kind and config
     over grown vocabularies (see the module docstring); both are built on ``features``.
@@ -77,7 +85,7 @@ def copy_weights(source, target, features, new_item_init: str = "category_mean")
     one whose shape grew along its first axis gets the old rows first. ModelError when
     the two models do not pair up (a different config or kind).
     """
-    if type(source) is not type(target) or source.config != target.config:
+    if type(source) is not type(target) or _architecture(source.config) != _architecture(target.config):
         raise ModelError(f"cannot warm-start a {type(target).__name__} from a {type(source).__name__} with another config")
     build_variables(source, features)
     build_variables(target, features)
