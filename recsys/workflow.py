@@ -235,6 +235,7 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
             metrics["fusion"] = history.history["fusion"]
             print(f"fusion gate fitted on {metrics['fusion']['examples']:,} validation next items: log-likelihood "
                   f"{metrics['fusion']['model']:.3f} (model alone) -> {metrics['fusion']['fitted']:.3f}, "
+                  f"table half-life {metrics['fusion']['half_life']} of the training span, "
                   f"table scale {metrics['fusion']['table_scale']}", flush=True)
     if chief:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
