@@ -205,7 +205,7 @@ class ItemNeighbours:
 
     @classmethod
     def build_out_of_fold(cls, events: pd.DataFrame, item_ids: Sequence[str], specs: Sequence[NeighbourSpec],
-                          folds: int, half_life: float = 0.0) -> list[ItemNeighbours]:
+                          folds: int) -> list[ItemNeighbours]:
         """Per fold ``k`` of :func:`session_folds`, the tables of every session outside fold ``k``.
 
         >>> events = pd.DataFrame({"session_id": ["s1", "s1", "s2", "s2"], "item_id": ["a", "b", "a", "c"],
@@ -215,4 +215,4 @@ class ItemNeighbours:
         [1, 2, 1, 1]
         """
         fold = session_folds(events["session_id"].to_numpy(), folds)
-        return [cls.build(events[fold != k], item_ids, specs, half_life) for k in range(folds)]
+        return [cls.build(events[fold != k], item_ids, specs) for k in range(folds)]
