@@ -64,6 +64,19 @@ def diginetica_run_config(args):
 DIGINETICA_ONLY_OPTIONS = ("data_dir", "epochs", "batch_size", "learning_rate", "validation_fraction", "config")
 
 
+def parse_dataset_args(parser: argparse.ArgumentParser, argv=None):
+    """``parser``'s arguments (a :func:`diginetica_parser` with ``--dataset``); with
+    ``--dataset synthetic``, a ``DIGINETICA_ONLY_OPTIONS`` option set to anything but its
+    default is an error naming it, not a flag silently ignored."""
+    args = parser.parse_args(argv)
+    if args.dataset == "synthetic":
+        given = [name for name in DIGINETICA_ONLY_OPTIONS if getattr(args, name) != parser.get_default(name)]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            parser.error(f"--dataset synthetic runs the demo's shop and run config; it does not take {flags}")
+    return args
+
+
 def ignored_options(args) -> tuple[str, ...]:
     """What :func:`run_main` should leave out of ``args``' page: see ``DIGINETICA_ONLY_OPTIONS``."""
     return DIGINETICA_ONLY_OPTIONS if args.dataset == "synthetic" else ()

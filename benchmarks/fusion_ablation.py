@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset_and_config, diginetica_parser, ignored_options, peak_rss_mb, provenance, run_main, split_metrics
+from common import dataset_and_config, diginetica_parser, ignored_options, parse_dataset_args, peak_rss_mb, provenance, run_main, split_metrics
 
 import recsys_base  # noqa: F401
 
@@ -36,7 +36,7 @@ def parse_args(argv=None):
     parser = diginetica_parser(__doc__.split("\n\n")[0], default_epochs=12)
     parser.add_argument("--dataset", choices=("diginetica", "synthetic"), default="diginetica")
     parser.set_defaults(config=Path(__file__).resolve().parent / "configs" / "diginetica.json")
-    return parser.parse_args(argv)
+    return parse_dataset_args(parser, argv)
 
 
 def run(args) -> dict:

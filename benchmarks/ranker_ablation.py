@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset_and_config, diginetica_parser, ignored_options, peak_rss_mb, provenance, run_main, split_metrics
+from common import dataset_and_config, diginetica_parser, ignored_options, parse_dataset_args, peak_rss_mb, provenance, run_main, split_metrics
 
 import recsys_base  # noqa: F401
 
@@ -43,7 +43,7 @@ def parse_args(argv=None):
     parser = diginetica_parser(__doc__.split("\n\n")[0], default_epochs=8)
     parser.add_argument("--dataset", choices=("synthetic", "diginetica"), default="synthetic")
     parser.add_argument("--ranking-epochs", type=int, help="epochs of each ranker (default: --epochs)")
-    return parser.parse_args(argv)
+    return parse_dataset_args(parser, argv)
 
 
 def run(args) -> dict:
