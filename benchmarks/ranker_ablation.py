@@ -58,7 +58,8 @@ def run(args) -> dict:
     prepared, config = dataset_and_config(args)
     ranking_train = dataclasses.replace(config.train, epochs=args.ranking_epochs or config.train.epochs).validate()
     max_length = config.train.max_length
-    vocab = FeatureVocabularies.build(pd.concat([prepared.train, prepared.validation]), prepared.catalog)
+    seen = pd.concat([prepared.train, prepared.validation])
+    vocab = FeatureVocabularies.build(seen, prepared.catalog)
     cases, validation_cases = make_next_item_cases(prepared.test), make_next_item_cases(prepared.validation)
     revisit = np.array([target in prefix for target, prefix in zip(cases.targets, cases.prefix_item_ids)])
     print(f"{len(cases):,} test cases ({revisit.mean():.1%} re-visits), {vocab.num_items:,} items", flush=True)
@@ -68,12 +69,10 @@ def run(args) -> dict:
                                          config.train, vocab=vocab)
     seconds = {"retrieval": time.perf_counter() - started}
     retrieval = RetrievalModule(retrieval_model, max_length)
-    seen = pd.concat([prepared.train, prepared.validation])
-    # As a trained run does: blends are fitted with tables of the training sessions, and the
-    # models then serve tables that also count the validation sessions.
-    count_served_tables(retrieval_model, seen)
-    ranked = _recommend("retrieve", SignatureRecommender(retrieval.retrieve, max_length), cases, K, 512, True)
-    rows = {"retrieve": split_metrics(ranked, cases, revisit, K)}
+    # As a trained run does: every blend is fitted while the tables count the training
+    # sessions (as training left them); the models then serve tables that also count the
+    # validation sessions.
+    fitted = {}
     for name, (features, negatives) in VARIANTS.items():
         ranking_config = dataclasses.replace(config.ranking, neighbour_features=features,
                                              session_negatives=negatives).validate()
@@ -82,10 +81,13 @@ def run(args) -> dict:
                                         ranking_train, vocab=vocab)
         seconds[name] = time.perf_counter() - started
         ranking = RankingModule(ranker, max_length)
-        count_served_tables(retrieval_model, prepared.train)
         fit = fit_recommend(RecommendModule(retrieval, ranking), validation_cases, config.recommend)
-        for model in (retrieval_model, ranker):
-            count_served_tables(model, seen)
+        fitted[name] = (ranking, history, fit)
+    count_served_tables(retrieval_model, seen)
+    ranked = _recommend("retrieve", SignatureRecommender(retrieval.retrieve, max_length), cases, K, 512, True)
+    rows = {"retrieve": split_metrics(ranked, cases, revisit, K)}
+    for name, (ranking, history, fit) in fitted.items():
+        count_served_tables(ranking.ranker, seen)
         recommend = RecommendModule(retrieval, ranking, config.recommend.resolved(fit.config()))
         ranked = _recommend(name, SignatureRecommender(recommend.recommend, max_length), cases, K, 512, True)
         rows[name] = {**split_metrics(ranked, cases, revisit, K), "candidate_pool": fit.candidate_pool,
