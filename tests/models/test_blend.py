@@ -94,8 +94,9 @@ def test_recommend_scores_at_least_retrieve_on_validation(trained_run_dir, small
     models = TrainedModels(trained_run_dir)
     # The run serves tables recounted on train + validation after the fit; the fit saw the
     # training split's. Its bookkeeping is matched only if that is the order.
+    train = load_prepared(small_shop_dir).train
     for model in (models.retrieval_model, models.ranking_model):
-        count_served_tables(model, load_prepared(small_shop_dir).train)
+        count_served_tables(model, train)
     fit = json.loads((trained_run_dir / BLEND_FILE).read_text())
     assert fit["n_cases"] == len(validation_cases)
     assert (models.recommend.config.candidate_pool, models.recommend.config.ranking_weight) == (
