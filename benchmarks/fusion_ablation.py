@@ -71,7 +71,7 @@ def run(args) -> dict:
                                      config.train, vocab=vocab)
     train_seconds = time.perf_counter() - started
     print(f"trained (fusion fitted) in {train_seconds:.0f} s: {history.history['fusion']}", flush=True)
-    full_fusion, repeat_head = model.fusion, model.repeat_head
+    full_fusion = model.fusion
     specs = config.retrieval.neighbour_specs()
     (half_life,) = model.config.neighbour_half_lives  # the recency fit_fusion chose on validation
     # As training does: the gates are fitted with tables of the training sessions, and the
@@ -83,7 +83,7 @@ def run(args) -> dict:
     def fusion_of(tables, layer=NeighbourFusion, half_lives=(half_life,)):
         """A gate over ``tables`` fitted as training fits the default one, then serving the served tables."""
         fusion = layer(tables, model.item_encoder.num_indices, config.retrieval.neighbours_per_item,
-                       state_dim=config.retrieval.output_dim, name="fusion")
+                       state_dim=full_fusion.state_dim, name="fusion")
         model.fusion = fusion
         model.config = dataclasses.replace(model.config, fusion=True, neighbour_half_lives=half_lives)
         fit = fit_fusion(model, prepared.train, prepared.validation, config.train)
@@ -112,7 +112,8 @@ def run(args) -> dict:
     rows = {}
     for name, (with_repeat, fusion) in variants.items():
         module = RetrievalModule(model, config.train.max_length)
-        module.repeat_head = repeat_head if with_repeat else None
+        if not with_repeat:
+            module.repeat_heads = [None] * len(module.repeat_heads)
         module.fusion = fusion() if fusion else None
         started = time.perf_counter()
         ranked = _recommend(name, SignatureRecommender(module.retrieve, config.train.max_length), cases, K, 512, True)

@@ -121,6 +121,10 @@ class RetrievalConfig(NeighbourTablesConfig, TowerConfig):
     repeat_head: bool = True
     # Mixes in the session's neighbour tables (models/fusion.py).
     fusion: bool = True
+    # Towers trained side by side from different initial weights; retrieve scores the
+    # mean of their distributions (models/retrieval.py). Each member costs a model's
+    # training and encoding time again.
+    ensemble_size: int = 1
     # Recency of the fused tables: each is a half-life as a share of the training span
     # (0 = every session counts alike; features/neighbours.py). fit_fusion keeps the one
     # validation ranks best, and the trained model's config then holds only that one.
@@ -140,6 +144,7 @@ class RetrievalConfig(NeighbourTablesConfig, TowerConfig):
         _check(self.negatives in self.NEGATIVES,
                f"negatives must be one of {', '.join(self.NEGATIVES)}, got {self.negatives!r}")
         _check(self.extra_negatives >= 0, f"extra_negatives must be >= 0, got {self.extra_negatives}")
+        _check(self.ensemble_size >= 1, f"ensemble_size must be at least 1, got {self.ensemble_size}")
         _check(len(self.neighbour_half_lives) >= 1 and all(value >= 0.0 for value in self.neighbour_half_lives),
                f"neighbour_half_lives must be one or more numbers >= 0, got {list(self.neighbour_half_lives)}")
         return self

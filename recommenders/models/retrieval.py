@@ -15,6 +15,7 @@ from recommenders.models.towers import (
     PADDING_INDEX,
     SessionEncoder,
     SessionTowersModel,
+    build_towers,
     last_position,
     precision_policy,
 )
@@ -86,25 +87,56 @@ def next_item_positions(session_encoder: SessionEncoder, features, training=None
     return embeddings, mask, items, valid, seen
 
 
-def catalog_log_probabilities(session_encoder: SessionEncoder, repeat_head, fusion, catalog, temperature: float, features,
-                              fused: bool = True):
-    """Log-probability of every catalog item being each session's next: ``(log_p [B, C], state [B, D], items [B, T])``.
+def member_log_probabilities(session_encoder: SessionEncoder, repeat_head, catalog, temperature: float, features):
+    """One member's log-probability of every catalog item being each session's next:
+    ``(log_p [B, C], state [B, D], items [B, T])``.
 
     The two-tower softmax over ``catalog`` [C, D], mixed with the repeat head's pointer
-    (if any) and then with the session's neighbours (``fusion``, unless ``fused`` is
-    False). ``state`` is the query at the last position, ``items`` the item indices.
+    (if any). ``state`` is the query at the last position, ``items`` the item indices.
     """
     embeddings, mask, items, seen = session_encoder.encode(features, training=False, item_embeddings=repeat_head is not None)
     state = tf.cast(last_position(embeddings, mask), tf.float32)
     logits = tf.linalg.matmul(state, catalog, transpose_b=True) / temperature
     if repeat_head is None:
-        log_p = tf.nn.log_softmax(logits, axis=-1)
+        return tf.nn.log_softmax(logits, axis=-1), state, items
+    gate, pointer = repeat_head(embeddings, seen, items)
+    return mix_with_catalog(logits, last_position(gate, mask), last_position(pointer, mask), items), state, items
+
+
+def catalog_log_probabilities(members, fusion, temperature: float, features, fused: bool = True):
+    """Log-probability of every catalog item being each session's next: ``(log_p [B, C], state [B, n * D], items [B, T])``.
+
+    ``members`` are the ensemble's ``(session_encoder, repeat_head or None, catalog [C, D])``;
+    the ensemble's distribution is the mean of theirs (:func:`member_log_probabilities`),
+    then mixed with the session's neighbours (``fusion``, unless ``fused`` is False).
+    ``state`` is the members' last-position queries side by side (what the fusion gate reads).
+    """
+    parts = [member_log_probabilities(session_encoder, repeat_head, catalog, temperature, features)
+             for session_encoder, repeat_head, catalog in members]
+    items = parts[0][2]
+    if len(parts) == 1:
+        log_p, state = parts[0][0], parts[0][1]
     else:
-        gate, pointer = repeat_head(embeddings, seen, items)
-        log_p = mix_with_catalog(logits, last_position(gate, mask), last_position(pointer, mask), items)
+        # A mixture: an item keeps the probability any member gives it, where a mean of
+        # logits would let one member's doubt veto another's confident answer.
+        log_p = tf.reduce_logsumexp(tf.stack([part[0] for part in parts]), axis=0) - np.log(len(parts))
+        state = tf.concat([part[1] for part in parts], axis=-1)
     if fusion is not None and fused:
         log_p = fusion(log_p, state, items)
     return log_p, state, items
+
+
+class EnsembleMember(tf.keras.layers.Layer):
+    """Towers of one more ensemble member: ``item_encoder``, ``session_encoder`` and
+    ``repeat_head`` (None without one), new weights over the model's vocabularies.
+
+    A container the model trains and scores through its attributes; it is never called.
+    """
+
+    def __init__(self, vocab: FeatureVocabularies, config: RetrievalConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.item_encoder, self.session_encoder = build_towers(vocab, config)
+        self.repeat_head = RepeatHead(config.output_dim, name="repeat_head") if config.repeat_head else None
 
 
 
@@ -116,6 +148,13 @@ class SessionRetrievalModel(SessionTowersModel):
     logit is reduced by the log of its expected count in the candidate set), accidental-hit
     removal and a temperature. ``negatives="catalog"``: exact softmax over every item.
     The full-catalog ``FactorizedTopK`` metric (HR@K) is computed at validation only.
+
+    With ``ensemble_size`` n > 1 the model trains n sets of towers side by side (its own
+    and ``ensemble_members``), each from its own initial weights on the same batches; the
+    loss is the sum of theirs, so each member learns as if alone. Averaging members
+    started apart removes part of what one model gets wrong by chance. ``FactorizedTopK``
+    and the repeat gate's AUC score the first member; the validation HR/MRR of
+    ``retrieve`` score the ensemble.
 
     Example (untrained):
 
@@ -155,7 +194,8 @@ class SessionRetrievalModel(SessionTowersModel):
         if config.fusion:
             # Empty tables until ``set_neighbours``: the fused score is then the model's own.
             self.fusion = NeighbourFusion([spec.name for spec in config.neighbour_specs()], self.item_encoder.num_indices,
-                                          config.neighbours_per_item, state_dim=config.output_dim, name="fusion")
+                                          config.neighbours_per_item, state_dim=config.ensemble_size * config.output_dim,
+                                          name="fusion")
         self.repeat_head = None
         if config.repeat_head:
             self.repeat_head = RepeatHead(config.output_dim, name="repeat_head")
@@ -164,18 +204,30 @@ class SessionRetrievalModel(SessionTowersModel):
                     loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM),
                     metrics=[tf.keras.metrics.AUC(from_logits=True, name="repeat_gate_auc")],
                 )
+        self.ensemble_members = [EnsembleMember(vocab, config, name=f"ensemble_member_{number}")
+                                 for number in range(1, config.ensemble_size)]
+
+    @property
+    def members(self) -> tuple:
+        """The ensemble, each with ``item_encoder``, ``session_encoder`` and ``repeat_head``:
+        this model's own towers first, then ``ensemble_members``."""
+        return (self, *self.ensemble_members)
 
     def set_neighbours(self, neighbours) -> None:
         """The neighbour tables fusion mixes in (``features/neighbours.py``)."""
         self.fusion.set_neighbours(neighbours)
 
     def compute_loss(self, features, training=False):
+        return tf.add_n([self._member_loss(member, features, training, compute_metrics=not training and number == 0)
+                         for number, member in enumerate(self.members)])
+
+    def _member_loss(self, member, features, training, compute_metrics):
         embeddings, mask, items, valid, seen = next_item_positions(
-            self.session_encoder, features, training, item_embeddings=self.repeat_head is not None)
+            member.session_encoder, features, training, item_embeddings=member.repeat_head is not None)
         queries, targets = tf.boolean_mask(embeddings[:, :-1], valid), tf.boolean_mask(items[:, 1:], valid)
-        loss = self._retrieval_loss(queries, targets, training)
-        if self.repeat_head is not None:
-            gate, pointer = self.repeat_head(embeddings, seen, items, training=training)
+        loss = self._retrieval_loss(member.item_encoder, queries, targets, training, compute_metrics)
+        if member.repeat_head is not None:
+            gate, pointer = member.repeat_head(embeddings, seen, items, training=training)
             seen, log_likelihood = repeat_targets(items, items[:, 1:], pointer[:, :-1])
             gate_labels = tf.cast(tf.boolean_mask(seen, valid), tf.float32)[:, tf.newaxis]
             # The gate's loss is its mean over the batch's positions; summed over the [N, 1]
@@ -183,22 +235,22 @@ class SessionRetrievalModel(SessionTowersModel):
             loss += share_of_mean(self.repeat_gate_task(
                 labels=gate_labels,
                 predictions=tf.boolean_mask(gate[:, :-1], valid)[:, tf.newaxis],
-                compute_metrics=not training,
+                compute_metrics=compute_metrics,
             ), tf.size(gate_labels))
             loss -= tf.reduce_sum(tf.boolean_mask(log_likelihood, valid))
         return loss
 
-    def _retrieval_loss(self, queries, targets, training):
+    def _retrieval_loss(self, item_encoder, queries, targets, training, compute_metrics):
         if training and self.config.negatives == "catalog":
             # Validation keeps the in-batch loss: FactorizedTopK there already scans the catalog.
-            return self._catalog_softmax_loss(queries, targets)
+            return self._catalog_softmax_loss(item_encoder, queries, targets)
         candidate_ids = targets
         if training and self.config.extra_negatives:
             extra = tf.random.uniform(
                 [self.config.extra_negatives], FIRST_ITEM_INDEX, self.item_encoder.num_indices, dtype=targets.dtype
             )
             candidate_ids = tf.concat([targets, extra], axis=0)
-        candidates = self.item_encoder.encode_indices(candidate_ids, training=training)
+        candidates = item_encoder.encode_indices(candidate_ids, training=training)
         probability = None
         if self.config.sampling_bias_correction:
             # Expected number of times each candidate appears in this batch's candidate set.
@@ -210,18 +262,18 @@ class SessionRetrievalModel(SessionTowersModel):
             tf.cast(candidates, tf.float32),
             candidate_sampling_probability=probability,
             candidate_ids=candidate_ids,
-            compute_metrics=not training,
+            compute_metrics=compute_metrics,
         )
 
-    def _catalog_softmax_loss(self, queries, targets):
+    def _catalog_softmax_loss(self, item_encoder, queries, targets):
         """Exact softmax cross-entropy of each next item against every catalog item.
 
         Summed like ``tfrs.tasks.Retrieval``'s loss, so learning rates carry over between
         the two modes. The sparse op keeps one ``[positions, catalog]`` matrix alive; the
         task's dense identity labels and masks would need four, several times slower on CPU.
         """
-        catalog = self.item_encoder.encode_indices(
-            tf.range(FIRST_ITEM_INDEX, self.item_encoder.num_indices, dtype=targets.dtype), training=True)
+        catalog = item_encoder.encode_indices(
+            tf.range(FIRST_ITEM_INDEX, item_encoder.num_indices, dtype=targets.dtype), training=True)
         logits = tf.linalg.matmul(tf.cast(queries, tf.float32), tf.cast(catalog, tf.float32), transpose_b=True)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - FIRST_ITEM_INDEX, logits / self.config.temperature)
         return tf.reduce_sum(losses)
@@ -231,10 +283,12 @@ class SessionRetrievalModel(SessionTowersModel):
         embeddings, mask = self.session_encoder(features, training=training)
         return last_position(embeddings, mask)
 
-    def catalog_embeddings(self, batch_size: int = 8192):
-        """Embeddings of every vocabulary item, in vocabulary order: [num_items, output_dim]."""
+    def catalog_embeddings(self, member=None, batch_size: int = 8192):
+        """Embeddings of every vocabulary item by ``member`` (default: the model's own towers),
+        in vocabulary order: [num_items, output_dim]."""
+        item_encoder = (member or self).item_encoder
         chunks = [
-            self.item_encoder.encode_indices(tf.range(start, min(start + batch_size, self.item_encoder.num_indices), dtype=tf.int64))
-            for start in range(FIRST_ITEM_INDEX, self.item_encoder.num_indices, batch_size)
+            item_encoder.encode_indices(tf.range(start, min(start + batch_size, item_encoder.num_indices), dtype=tf.int64))
+            for start in range(FIRST_ITEM_INDEX, item_encoder.num_indices, batch_size)
         ]
         return tf.cast(tf.concat(chunks, axis=0), tf.float32)

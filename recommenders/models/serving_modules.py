@@ -134,22 +134,27 @@ class RetrievalModule(tf.Module):
     def __init__(self, model: SessionRetrievalModel, max_session_events: int = TrainConfig.max_length):
         super().__init__(name="retrieval")
         self.max_session_events = max_session_events  # TrainConfig.max_length of the run: what the model saw
-        self.session_encoder = model.session_encoder
-        self.item_encoder = model.item_encoder
-        self.repeat_head = model.repeat_head
+        # Per ensemble member (models/retrieval.py): its session tower, repeat head and catalog.
+        self.session_encoders = [member.session_encoder for member in model.members]
+        self.repeat_heads = [member.repeat_head for member in model.members]
+        self.catalogs = [tf.Variable(model.catalog_embeddings(member), trainable=False, name="catalog_embeddings")
+                         for member in model.members]
+        self.item_encoder = model.item_encoder  # its lookup: every member shares the vocabularies
         self.fusion = model.fusion
         self.num_items = model.vocab.num_items
         self.temperature = model.config.temperature
-        self.catalog = tf.Variable(model.catalog_embeddings(), trainable=False, name="catalog_embeddings")
         self.item_ids = tf.constant(model.vocab.item_ids)
+
+    def members(self) -> list:
+        """``(session_encoder, repeat_head, catalog)`` of every ensemble member."""
+        return list(zip(self.session_encoders, self.repeat_heads, self.catalogs, strict=True))
 
     def catalog_scores(self, features, fused: bool = True):
         """Log-probability of every catalog item being the session's next: [B, num_items].
 
         ``fused=False`` leaves the neighbour fusion out (what the gate is fitted against).
         """
-        log_p, _, _ = catalog_log_probabilities(self.session_encoder, self.repeat_head, self.fusion, self.catalog,
-                                                self.temperature, features, fused)
+        log_p, _, _ = catalog_log_probabilities(self.members(), self.fusion, self.temperature, features, fused)
         return log_p
 
     def candidates(self, scores, n):

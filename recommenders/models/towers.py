@@ -339,6 +339,12 @@ def last_position(values, mask):
     return tf.gather(values, last_index(mask), axis=1, batch_dims=1)
 
 
+def build_towers(vocab: FeatureVocabularies, config: TowerConfig) -> tuple[ItemEncoder, SessionEncoder]:
+    """A new item tower and the session tower reading items through it."""
+    item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
+    return item_encoder, SessionEncoder.from_vocabularies(item_encoder, vocab, config, name="session_tower")
+
+
 class SessionTowersModel(tfrs.Model):
     """Base of the retrieval and ranking models: vocabularies, a config (validated by the caller), both towers.
 
@@ -358,10 +364,15 @@ class SessionTowersModel(tfrs.Model):
         super().__init__(**kwargs)
         self.config = config
         self.vocab = vocab
-        self.item_encoder = ItemEncoder.from_vocabularies(vocab, config, name="item_tower")
-        self.session_encoder = SessionEncoder.from_vocabularies(self.item_encoder, vocab, config, name="session_tower")
+        self.item_encoder, self.session_encoder = build_towers(vocab, config)
         # Model metrics, so Keras resets them every epoch and before every validation.
         self.loss_means = {name: tf.keras.metrics.Mean(name=name) for name in self.LOSS_NAMES}
+
+    @property
+    def members(self) -> tuple:
+        """The sets of towers this model trains (each with ``item_encoder`` and ``session_encoder``):
+        its own; a retrieval ensemble adds more."""
+        return (self,)
 
     def _step_losses(self, inputs, training: bool) -> dict:
         losses = {"loss": self.compute_loss(inputs, training=training)}

@@ -245,8 +245,7 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
 
     def model_scores(inputs, target_ids):
         features, _ = _features(train_config.max_length, **inputs)
-        log_p, state, items = catalog_log_probabilities(module.session_encoder, module.repeat_head, None, module.catalog,
-                                                        module.temperature, features)
+        log_p, state, items = catalog_log_probabilities(module.members(), None, module.temperature, features)
         return log_p, state, items, model.item_encoder.lookup(target_ids) - FIRST_ITEM_INDEX
 
     @tf.function(reduce_retracing=True)

@@ -91,7 +91,7 @@ def copy_weights(source, target, features, new_item_init: str = "category_mean")
     build_variables(target, features)
     if len(source.weights) != len(target.weights):
         raise ModelError(f"cannot warm-start: the old model has {len(source.weights)} variables, the new one {len(target.weights)}")
-    item_table = target.item_encoder.id_embedding.embeddings
+    item_tables = {id(member.item_encoder.id_embedding.embeddings) for member in target.members}
     # Neighbour tables (retrieval's fusion, the ranker's neighbour scores) are counted again
     # on the new training events (training.py), not grown.
     tables = [getattr(target, name, None) for name in ("fusion", "neighbour_scores")]
@@ -105,7 +105,7 @@ def copy_weights(source, target, features, new_item_init: str = "category_mean")
                 raise ModelError(f"cannot warm-start {new.name}: shape {new.shape} does not grow {old.name} {old.shape}")
             grown = new.numpy()
             grown[: len(value)] = value
-            if new is item_table:
+            if id(new) in item_tables:
                 old_items = value[FIRST_ITEM_INDEX:]
                 grown[len(value):] = new_item_rows(old_items, grown[len(value):], target.vocab.item_categories, new_item_init)
             value = grown

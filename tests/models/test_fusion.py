@@ -112,8 +112,8 @@ def test_fusion_off_is_the_model_without_it_and_empty_tables_change_nothing():
     fused = SessionRetrievalModel(vocab, RetrievalConfig(**small))
 
     def scores(model):
-        return catalog_log_probabilities(model.session_encoder, model.repeat_head, model.fusion, model.catalog_embeddings(),
-                                         model.config.temperature, features)[0].numpy()
+        return catalog_log_probabilities([(model.session_encoder, model.repeat_head, model.catalog_embeddings())],
+                                         model.fusion, model.config.temperature, features)[0].numpy()
 
     plain_scores, _ = scores(plain), scores(fused)  # builds both
     assert plain.fusion is None and len(plain.weights) == len(fused.weights) - len(fused.fusion.weights)
