@@ -60,6 +60,9 @@ class TowerConfig:
     # be squeezed through the LSTM state (the tied-embedding readout of NARM/STAMP/SR-GNN).
     session_item_readout: bool = True
     l2_normalize: bool = False
+    # Fields training narrows to what it chose on validation (the architecture is the same
+    # whatever they hold: a warm start pairs models that differ only here).
+    FITTED_FIELDS = ()
 
     def tower_fields(self) -> dict:
         """Just the :class:`TowerConfig` fields (what a tower layer serializes)."""
@@ -90,6 +93,10 @@ class NeighbourTablesConfig:
             NeighbourSpec("co_occurrence", window=self.co_occurrence_window, both_directions=True, decay=0.5,
                           max_neighbours=self.neighbours_per_item),
         ]
+
+    def served_half_life(self) -> float:
+        """The recency the served tables are counted with (features/neighbours.py): every session alike."""
+        return 0.0
 
     def check_tables(self) -> None:
         _check(self.neighbours_per_item >= 1, f"neighbours_per_item must be at least 1, got {self.neighbours_per_item}")
@@ -129,13 +136,15 @@ class RetrievalConfig(NeighbourTablesConfig, TowerConfig):
     # (0 = every session counts alike; features/neighbours.py). fit_fusion keeps the one
     # validation ranks best, and the trained model's config then holds only that one.
     neighbour_half_lives: tuple[float, ...] = (0.0, 0.5, 0.2, 0.1)
-    # Fields training narrows to what it chose on validation (the architecture is the same
-    # whatever they hold: a warm start pairs models that differ only here).
     FITTED_FIELDS = ("neighbour_half_lives",)
 
     def neighbour_specs(self) -> list[NeighbourSpec]:
         """The neighbour tables fusion mixes in (none when ``fusion`` is off)."""
         return self.table_specs() if self.fusion else []
+
+    def served_half_life(self) -> float:
+        """The first of ``neighbour_half_lives``: after training, the one the fusion fit chose."""
+        return self.neighbour_half_lives[0]
 
     def validate(self) -> RetrievalConfig:
         super().validate()

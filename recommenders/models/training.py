@@ -302,8 +302,7 @@ def count_served_tables(model, events) -> None:
     """
     specs = model.config.neighbour_specs()
     if specs:
-        half_lives = getattr(model.config, "neighbour_half_lives", (0.0,))
-        model.set_neighbours(ItemNeighbours.build(events, model.vocab.item_ids, specs, half_lives[0]))
+        model.set_neighbours(ItemNeighbours.build(events, model.vocab.item_ids, specs, model.config.served_half_life()))
 
 
 def _right_padded(blocks: list[np.ndarray]) -> np.ndarray:

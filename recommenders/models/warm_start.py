@@ -73,8 +73,7 @@ def new_item_rows(old_rows: np.ndarray, initial_rows: np.ndarray, item_categorie
 
 def _architecture(config) -> dict:
     """``config``'s fields but those training fits on validation (``FITTED_FIELDS``)."""
-    fitted = getattr(config, "FITTED_FIELDS", ())
-    return {name: value for name, value in dataclasses.asdict(config).items() if name not in fitted}
+    return {name: value for name, value in dataclasses.asdict(config).items() if name not in config.FITTED_FIELDS}
 
 
 def copy_weights(source, target, features, new_item_init: str = "category_mean") -> None:

@@ -49,6 +49,7 @@ def test_a_catalog_that_drops_a_served_item_is_refused(shop):
 
 
 @pytest.mark.parametrize("model_class, config", [(SessionRetrievalModel, RetrievalConfig(**TINY)),
+                                                 (SessionRetrievalModel, RetrievalConfig(**TINY, ensemble_size=2)),
                                                  (MultiTaskRanker, RankingConfig(**TINY, deep_units=(8,)))])
 def test_old_items_score_exactly_as_before_right_after_growing(shop, model_class, config):
     data, old_vocab, new_vocab, _ = shop
@@ -59,7 +60,9 @@ def test_old_items_score_exactly_as_before_right_after_growing(shop, model_class
     new = model_class(new_vocab, config)
     copy_weights(old, new, features)
     old_indices = tf.range(old.item_encoder.num_indices, dtype=tf.int64)
-    np.testing.assert_array_equal(old.item_encoder.encode_indices(old_indices), new.item_encoder.encode_indices(old_indices))
+    for old_member, new_member in zip(old.members, new.members, strict=True):  # every member of an ensemble
+        np.testing.assert_array_equal(old_member.item_encoder.encode_indices(old_indices),
+                                      new_member.item_encoder.encode_indices(old_indices))
     if model_class is SessionRetrievalModel:
         np.testing.assert_array_equal(old(features), new(features))
     else:
