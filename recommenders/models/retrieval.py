@@ -139,7 +139,6 @@ class EnsembleMember(tf.keras.layers.Layer):
         self.repeat_head = RepeatHead(config.output_dim, name="repeat_head") if config.repeat_head else None
 
 
-
 class SessionRetrievalModel(SessionTowersModel):
     """Retrieval: an LSTM session tower against a content-aware item tower.
 
