@@ -210,7 +210,8 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
     history = fit(model, train_events, validation_events, train_config, monitor, neighbour_folds=folds,
                   extra_callbacks=[*callbacks, *fit_kwargs.pop("extra_callbacks", ())], **fit_kwargs)
     if getattr(model, "fusion", None) is not None:
-        history.history["fusion"] = fit_fusion(model, train_events, validation_events, train_config)
+        history.history["fusion"] = fit_fusion(model, train_events, validation_events, train_config,
+                                               counted_half_life=0.0)
     if folds:
         model.neighbour_scores.set_training_neighbours(None)  # serving never reads them
     # The tables stay counted on the training sessions only: the recommend blend is fitted
@@ -219,7 +220,7 @@ def _train(model_class, monitor, callbacks, train_events, validation_events, cat
 
 
 def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, train_config: TrainConfig,
-               batch_size: int = 256) -> dict:
+               batch_size: int = 256, counted_half_life: float | None = None) -> dict:
     """Counts ``model.fusion``'s tables on ``train_events`` and fits its gate on the validation
     split's next items, the towers frozen.
 
@@ -228,7 +229,10 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
     out. For every half-life of ``model.config.neighbour_half_lives`` the tables are counted
     with that recency and the gate fitted from the same start; the half-life and table
     scale with the best validation HR@K + MRR@K are kept, and ``model.config`` then names
-    only that half-life (what :func:`count_served_tables` recounts with). Returns what
+    only that half-life (what :func:`count_served_tables` recounts with). When the model's
+    tables are already counted on ``train_events`` with ``counted_half_life``, that
+    candidate is not counted again (training counts them once without recency to validate
+    the fused score while it trains). Returns what
     :func:`recommenders.models.fusion.fit_gate` returns for the kept fit, the chosen
     ``half_life`` and ``table_scale``, and the validation quality of every candidate.
     """
@@ -275,7 +279,9 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
     start, specs, candidates, best = model.fusion.get_weights(), model.config.neighbour_specs(), {}, None
     for half_life in model.config.neighbour_half_lives:
         model.fusion.set_weights(start)
-        model.set_neighbours(ItemNeighbours.build(train_events, model.vocab.item_ids, specs, half_life))
+        if half_life != counted_half_life:
+            model.set_neighbours(ItemNeighbours.build(train_events, model.vocab.item_ids, specs, half_life))
+            counted_half_life = half_life
         result = fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
         # The likelihood fit weighs the tables for calibrated probabilities; the ranking the
         # shop sees may prefer another share: pick the scale with the best HR@K + MRR@K.
