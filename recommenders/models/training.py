@@ -229,10 +229,10 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
     out. For every half-life of ``model.config.neighbour_half_lives`` the tables are counted
     with that recency and the gate fitted from the same start; the half-life and table
     scale with the best validation HR@K + MRR@K are kept, and ``model.config`` then names
-    only that half-life (what :func:`count_served_tables` recounts with). When the model's
-    tables are already counted on ``train_events`` with ``counted_half_life``, that
-    candidate is not counted again (training counts them once without recency to validate
-    the fused score while it trains). Returns what
+    only that half-life (what :func:`count_served_tables` recounts with). When the tables
+    the model holds on entry are counted on ``train_events`` with ``counted_half_life``,
+    that candidate uses them instead of counting again (training counts them once without
+    recency to validate the fused score while it trains). Returns what
     :func:`recommenders.models.fusion.fit_gate` returns for the kept fit, the chosen
     ``half_life`` and ``table_scale``, and the validation quality of every candidate.
     """
@@ -278,10 +278,9 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
     k = max(VALIDATION_KS)
     start, specs, candidates, best = model.fusion.get_weights(), model.config.neighbour_specs(), {}, None
     for half_life in model.config.neighbour_half_lives:
-        model.fusion.set_weights(start)
+        model.fusion.set_weights(start)  # the tables are weights too: back to the ones counted on entry
         if half_life != counted_half_life:
             model.set_neighbours(ItemNeighbours.build(train_events, model.vocab.item_ids, specs, half_life))
-            counted_half_life = half_life
         result = fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
         # The likelihood fit weighs the tables for calibrated probabilities; the ranking the
         # shop sees may prefer another share: pick the scale with the best HR@K + MRR@K.
