@@ -1,15 +1,17 @@
-"""What the ranker adds to ``recommend``: neighbour features and session negatives, on and off, in one run.
+"""What the ranker adds to ``recommend``: neighbour features and its kinds of negatives, on and off, in one run.
 
-Trains retrieval once, then the ranker four times: with and without the candidates'
-neighbour scores (``neighbour_features``, out-of-fold in training) and with and without
-the session's own latest items as training negatives (``session_negatives``). Each
+Trains retrieval once, then one ranker per variant: with and without the candidates'
+neighbour scores (``neighbour_features``, out-of-fold in training), with and without
+the session's own latest items as training negatives (``session_negatives``), and with
+negatives drawn from the neighbour tables (``neighbour_negatives``). Each
 ranker gets its recommend pool and blend fitted on the validation split, as training
 does (``recommenders/models/blend.py``; weight 0 means the fit turned the ranker off),
 then ``recommend`` scores every test prefix with full ranking beside ``retrieve``, split
 into re-visits and new items.
 
     .venv/bin/python benchmarks/ranker_ablation.py                       # synthetic shop, ~25 min on 2 CPUs
-    .venv/bin/python benchmarks/ranker_ablation.py --dataset diginetica --config benchmarks/configs/diginetica_tuned.json
+    .venv/bin/python benchmarks/ranker_ablation.py --dataset diginetica --config benchmarks/configs/diginetica_tuned.json \
+        --variants default neighbour-negatives                           # a subset, by key
 
 Writes ``benchmarks/results/ranker_ablation_<dataset>.{json,md}``.
 """
@@ -30,12 +32,14 @@ from common import dataset_and_config, diginetica_parser, ignored_options, parse
 import recsys_base  # noqa: F401
 
 K = 20
-# name -> (neighbour_features, session_negatives)
+# key -> (table row, RankingConfig fields over the run config's); "default" changes nothing.
 VARIANTS = {
-    "ranker before (no neighbour features, batch negatives only)": (False, 0),
-    "+ neighbour features": (True, 0),
-    "+ session negatives": (False, 2),
-    "+ both (default)": (True, 2),
+    "before": ("ranker before (no neighbour features, batch negatives only)",
+               dict(neighbour_features=False, session_negatives=0, neighbour_negatives=0)),
+    "neighbour-features": ("+ neighbour features", dict(neighbour_features=True, session_negatives=0, neighbour_negatives=0)),
+    "session-negatives": ("+ session negatives", dict(neighbour_features=False, session_negatives=2, neighbour_negatives=0)),
+    "default": ("the run config's ranker", {}),
+    "neighbour-negatives": ("+ 4 neighbour negatives", dict(neighbour_features=True, neighbour_negatives=4)),
 }
 
 
@@ -43,6 +47,8 @@ def parse_args(argv=None):
     parser = diginetica_parser(__doc__.split("\n\n")[0], default_epochs=8)
     parser.add_argument("--dataset", choices=("synthetic", "diginetica"), default="synthetic")
     parser.add_argument("--ranking-epochs", type=int, help="epochs of each ranker (default: --epochs)")
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=tuple(VARIANTS),
+                        help="rankers to train, by key (default: all)")
     return parse_dataset_args(parser, argv)
 
 
@@ -73,9 +79,8 @@ def run(args) -> dict:
     # sessions (as training left them); the models then serve tables that also count the
     # validation sessions.
     fitted = {}
-    for name, (features, negatives) in VARIANTS.items():
-        ranking_config = dataclasses.replace(config.ranking, neighbour_features=features,
-                                             session_negatives=negatives).validate()
+    for name, fields in (VARIANTS[key] for key in args.variants):
+        ranking_config = dataclasses.replace(config.ranking, **fields).validate()
         started = time.perf_counter()
         ranker, history = train_ranking(prepared.train, prepared.validation, prepared.catalog, ranking_config,
                                         ranking_train, vocab=vocab)
