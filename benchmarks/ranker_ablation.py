@@ -1,9 +1,8 @@
-"""What the ranker adds to ``recommend``: neighbour features and its kinds of negatives, on and off, in one run.
+"""What the ranker adds to ``recommend``: neighbour features and session negatives, on and off, in one run.
 
 Trains retrieval once, then one ranker per variant: with and without the candidates'
-neighbour scores (``neighbour_features``, out-of-fold in training), with and without
-the session's own latest items as training negatives (``session_negatives``), and with
-negatives drawn from the neighbour tables (``neighbour_negatives``). Each
+neighbour scores (``neighbour_features``, out-of-fold in training) and with and without
+the session's own latest items as training negatives (``session_negatives``). Each
 ranker gets its recommend pool and blend fitted on the validation split, as training
 does (``recommenders/models/blend.py``; weight 0 means the fit turned the ranker off),
 then ``recommend`` scores every test prefix with full ranking beside ``retrieve``, split
@@ -11,7 +10,7 @@ into re-visits and new items.
 
     .venv/bin/python benchmarks/ranker_ablation.py                       # synthetic shop, ~25 min on 2 CPUs
     .venv/bin/python benchmarks/ranker_ablation.py --dataset diginetica --config benchmarks/configs/diginetica_tuned.json \
-        --variants default neighbour-negatives                           # a subset, by key
+        --variants before default                                        # a subset, by key
 
 Writes ``benchmarks/results/ranker_ablation_<dataset>.{json,md}``.
 """
@@ -35,11 +34,10 @@ K = 20
 # key -> (table row, RankingConfig fields over the run config's); "default" changes nothing.
 VARIANTS = {
     "before": ("ranker before (no neighbour features, batch negatives only)",
-               dict(neighbour_features=False, session_negatives=0, neighbour_negatives=0)),
-    "neighbour-features": ("+ neighbour features", dict(neighbour_features=True, session_negatives=0, neighbour_negatives=0)),
-    "session-negatives": ("+ session negatives", dict(neighbour_features=False, session_negatives=2, neighbour_negatives=0)),
-    "default": ("the run config's ranker", {}),
-    "neighbour-negatives": ("+ 4 neighbour negatives", dict(neighbour_features=True, neighbour_negatives=4)),
+               dict(neighbour_features=False, session_negatives=0)),
+    "neighbour-features": ("+ neighbour features", dict(neighbour_features=True, session_negatives=0)),
+    "session-negatives": ("+ session negatives", dict(neighbour_features=False, session_negatives=2)),
+    "default": ("the run config's ranker (by default both)", {}),
 }
 
 

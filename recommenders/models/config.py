@@ -175,7 +175,6 @@ class RankingConfig(NeighbourTablesConfig, TowerConfig):
     # with neighbour features, 35.11 without, 35.00 with it fitted off):
     # benchmarks/results/ranker_ablation_synthetic.md.
     session_negatives: int = 2
-    neighbour_negatives: int = 0
     click_weight: float = 1.0
     cart_weight: float = 1.0
     purchase_weight: float = 1.0
@@ -193,9 +192,6 @@ class RankingConfig(NeighbourTablesConfig, TowerConfig):
         _check(all(u >= 1 for u in self.deep_units), f"deep_units must all be >= 1, got {self.deep_units}")
         _check(self.negatives_per_position >= 1, "negatives_per_position must be at least 1")
         _check(self.session_negatives >= 0, f"session_negatives must be >= 0, got {self.session_negatives}")
-        _check(self.neighbour_negatives >= 0, f"neighbour_negatives must be >= 0, got {self.neighbour_negatives}")
-        _check(not self.neighbour_negatives or self.neighbour_features,
-               "neighbour_negatives are drawn from the neighbour tables: they need neighbour_features")
         weights = (self.click_weight, self.cart_weight, self.purchase_weight)
         _check(all(w >= 0 for w in weights) and sum(weights) > 0, f"task weights must be >= 0 and not all 0, got {weights}")
         _check(self.neighbour_folds >= 2, f"neighbour_folds must be at least 2, got {self.neighbour_folds}")

@@ -116,34 +116,6 @@ class NeighbourScores(tf.keras.layers.Layer):
         fold_tables = tuple(tf.Variable(np.stack(part), trainable=False) for part in zip(*tables))
         object.__setattr__(self, "_fold_tables", fold_tables)
 
-    def _rows(self, items, folds=None):
-        """Columns and weights ``items.shape + [tables, M]`` of ``items``: the served tables, or with
-        ``folds`` (``items.shape``) each item's out-of-fold tables."""
-        if folds is None:
-            return tf.gather(self.columns, items), tf.gather(self.weights_table, items)
-        if self._fold_tables is None:
-            raise ValueError("NeighbourScores: training with folds needs set_training_neighbours first")
-        where = tf.stack([tf.cast(folds, items.dtype), items], -1)
-        return tuple(tf.gather_nd(table, where) for table in self._fold_tables)
-
-    def sample(self, items, count: int, exclude, folds=None):
-        """``count`` neighbours [N, count] of each of ``items`` [N] (indices), drawn with replacement.
-
-        A neighbour is drawn in proportion to its weight, each table counting alike, so the
-        items drawn most are those fusion ranks high after the item. ``exclude`` [N] (an
-        index per row) is never drawn; a row whose item has no other neighbour gets
-        ``NO_NEIGHBOUR`` everywhere. ``folds`` [N] reads training's out-of-fold tables.
-        """
-        columns, weights = self._rows(items, folds)
-        rows = tf.shape(items)[0]
-        candidates = tf.reshape(tf.cast(columns, items.dtype), [rows, -1]) + FIRST_ITEM_INDEX
-        weights = tf.reshape(weights, [rows, -1])
-        usable = (weights > 0) & tf.not_equal(candidates, tf.cast(exclude, items.dtype)[:, tf.newaxis])
-        # Unusable slots get a logit no draw can reach; rows with none usable are replaced below.
-        logits = tf.where(usable, tf.math.log(tf.where(usable, weights, 1.0)), -1e9)
-        drawn = tf.gather(candidates, tf.random.categorical(logits, count, dtype=tf.int32), batch_dims=1)
-        return tf.where(tf.reduce_any(usable, axis=1, keepdims=True), drawn, tf.cast(NO_NEIGHBOUR, items.dtype))
-
     def call(self, items, distance, known, candidates, folds=None):
         """Features ``[B, C, 2 * tables]`` of candidates ``[B, C]`` (item indices).
 
@@ -152,9 +124,13 @@ class NeighbourScores(tf.keras.layers.Layer):
         (the prefix, known items). ``folds`` [B], in training, picks each row's out-of-fold
         tables.
         """
-        if folds is not None:
-            folds = tf.broadcast_to(tf.cast(folds, items.dtype)[:, tf.newaxis], tf.shape(items))
-        columns, weights = self._rows(items, folds)
+        if folds is None:
+            columns, weights = tf.gather(self.columns, items), tf.gather(self.weights_table, items)
+        else:
+            if self._fold_tables is None:
+                raise ValueError("NeighbourScores: training with folds needs set_training_neighbours first")
+            where = tf.stack([tf.broadcast_to(tf.cast(folds, items.dtype)[:, tf.newaxis], tf.shape(items)), items], -1)
+            columns, weights = (tf.gather_nd(table, where) for table in self._fold_tables)
         # [B, T, tables, M]; a(t) for the events whose item has neighbours in each table.
         position_weights = tf.where(known, tf.pow(0.5, tf.cast(distance, tf.float32)), 0.0)[..., tf.newaxis]
         position_weights *= tf.cast(tf.reduce_max(weights, axis=-1) > 0, tf.float32)  # [B, T, tables]

@@ -45,10 +45,6 @@ class MultiTaskRanker(SessionTowersModel):
     so negatives follow item popularity. ``session_negatives`` more are the session's own
     latest items: ``recommend`` always puts the session's items among the candidates the
     ranker reorders, so it must learn when a shopper goes back and when they move on.
-    ``neighbour_negatives`` more are drawn from the neighbour tables of the item at the
-    position (:meth:`NeighbourScores.sample`): retrieval's fusion fills the pool the ranker
-    reorders with exactly those items, and popularity negatives alone teach it only to tell
-    them from items with no evidence at all.
 
     Example:
 
@@ -134,15 +130,6 @@ class MultiTaskRanker(SessionTowersModel):
             recent = tf.gather(row_items, tf.maximum(back, 0), batch_dims=1)
             fallback = tf.gather(target, tf.random.uniform(tf.shape(recent), 0, n, dtype=tf.int32))
             negatives = tf.concat([negatives, tf.where((back >= 0) & (recent >= FIRST_ITEM_INDEX), recent, fallback)], 1)
-        # Training rows carry their session's fold: they read tables counted without it.
-        folds = tf.gather(features[NEIGHBOUR_FOLD], rows) if NEIGHBOUR_FOLD in features else None
-        if self.config.neighbour_negatives:
-            # The neighbours of the item at the position, other than the next one; items
-            # without neighbours fall back to batch negatives.
-            drawn = self.neighbour_scores.sample(tf.gather(row_items, positions, batch_dims=1),
-                                                 self.config.neighbour_negatives, target, folds)
-            fallback = tf.gather(target, tf.random.uniform(tf.shape(drawn), 0, n, dtype=tf.int32))
-            negatives = tf.concat([negatives, tf.where(drawn >= FIRST_ITEM_INDEX, drawn, fallback)], 1)
         candidates = tf.concat([target[:, tf.newaxis], negatives], axis=1)
 
         length = tf.shape(items)[1]
@@ -151,6 +138,8 @@ class MultiTaskRanker(SessionTowersModel):
         future = (steps > positions[:, tf.newaxis]) & tf.gather(mask, rows)
         seen = _seen_in_prefix(row_items, row_types, prefix, candidates)
         later = _seen_in_prefix(row_items, row_types, future, candidates)
+        # Training rows carry their session's fold: they read tables counted without it.
+        folds = tf.gather(features[NEIGHBOUR_FOLD], rows) if NEIGHBOUR_FOLD in features else None
         neighbours = self._neighbour_features(row_items, positions[:, tf.newaxis] - steps, prefix, candidates, folds)
         clicked = tf.equal(candidates, target[:, tf.newaxis])
         labels = {

@@ -10,7 +10,6 @@ from recommenders.features.vocabulary import FeatureVocabularies
 from recommenders.models.config import RankingConfig
 from recommenders.models.neighbour_features import FLOOR, NeighbourScores
 from recommenders.models.ranking import MultiTaskRanker
-from recsys_base.errors import ConfigError
 from recsys_base.tf_compat import tensorflow
 
 tf = tensorflow()
@@ -74,38 +73,6 @@ def test_training_without_fold_tables_is_an_error_naming_the_step():
                folds=tf.constant([0]))
 
 
-def test_sampled_neighbours_follow_the_weights_and_skip_the_excluded_item():
-    scores = NeighbourScores(["next"], num_indices=6, max_neighbours=3)
-    # Column 0 -> 1 (0.75), 2 (0.25); column 1 -> 0 only; column 2: no neighbours.
-    scores.set_neighbours(_tables({0: [(1, 0.75), (2, 0.25)], 1: [(0, 1.0)]}))
-    items = tf.constant([2, 2, 3, 4], tf.int64)  # columns 0, 0, 1, 2
-    exclude = tf.constant([5, 3, 2, 5], tf.int64)  # the second row may not draw column 1
-    drawn = scores.sample(items, 4000, exclude).numpy()
-    assert np.mean(drawn[0] == 3) == pytest.approx(0.75, abs=0.03), "drawn in proportion to the weights"
-    assert set(drawn[0]) == {3, 4}
-    assert set(drawn[1]) == {4}, "the excluded item is never drawn"
-    assert set(drawn[2]) == {-1}, "the only neighbour is excluded: nothing to draw"
-    assert set(drawn[3]) == {-1}, "no neighbours at all"
-
-
-def test_sampling_in_training_reads_each_rows_fold_tables():
-    scores = NeighbourScores(["next"], num_indices=6, max_neighbours=3)
-    scores.set_neighbours(_tables({0: [(1, 1.0)]}))
-    scores.set_training_neighbours([_tables({0: [(2, 1.0)]}), _tables({0: [(3, 1.0)]})])
-    items, exclude = tf.constant([2, 2], tf.int64), tf.constant([0, 0], tf.int64)
-    assert scores.sample(items, 3, exclude).numpy().tolist() == [[3] * 3] * 2
-    assert scores.sample(items, 3, exclude, folds=tf.constant([0, 1])).numpy().tolist() == [[4] * 3, [5] * 3]
-
-
-@pytest.mark.parametrize("fields, message", [
-    ({"neighbour_negatives": -1}, "neighbour_negatives must be >= 0"),
-    ({"neighbour_negatives": 2, "neighbour_features": False}, "neighbour_negatives .* need neighbour_features"),
-])
-def test_bad_neighbour_negatives_are_refused_by_name(fields, message):
-    with pytest.raises(ConfigError, match=message):
-        RankingConfig(**fields).validate()
-
-
 @pytest.fixture(scope="module")
 def shop():
     from recommenders.data.synthetic import SyntheticShopConfig, generate_shop
@@ -116,10 +83,9 @@ def shop():
 SMALL = dict(embedding_dim=8, feature_dim=4, lstm_units=8, output_dim=8, deep_units=(8,))
 
 
-@pytest.mark.parametrize("neighbour_negatives", [0, 3])
-def test_ranker_trains_on_out_of_fold_tables_and_saves_only_the_served_ones(shop, tmp_path, neighbour_negatives):
+def test_ranker_trains_on_out_of_fold_tables_and_saves_only_the_served_ones(shop, tmp_path):
     vocab = FeatureVocabularies.build(shop.events, shop.catalog)
-    config = RankingConfig(**SMALL, neighbour_folds=3, neighbour_negatives=neighbour_negatives).validate()
+    config = RankingConfig(**SMALL, neighbour_folds=3).validate()
     ranker = MultiTaskRanker(vocab, config)
     specs = config.neighbour_specs()
     ranker.set_neighbours(ItemNeighbours.build(shop.events, vocab.item_ids, specs))
