@@ -40,6 +40,8 @@ def parse_args(argv=None):
     parser = diginetica_parser(__doc__.split("\n\n")[0], default_epochs=4)
     parser.add_argument("--ranking-epochs", type=int, default=2, help="epochs of the ranker (--epochs: retrieval)")
     parser.add_argument("--latency-cases", type=int, default=300, help="test cases timed one per call")
+    parser.add_argument("--seed", type=int, help="overrides the run config's training seed: a rerun from other "
+                        "initial weights and batch orders, to see how far the scores move")
     return parser.parse_args(argv)
 
 
@@ -77,6 +79,8 @@ def run(args) -> dict:
 
     tf = tensorflow()
     config = diginetica_run_config(args)
+    if args.seed is not None:
+        config.train.seed = args.seed
     ranking_train = dataclasses.replace(config.train, epochs=args.ranking_epochs).validate()
 
     started = time.perf_counter()
