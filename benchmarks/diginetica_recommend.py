@@ -47,7 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--test-grid", action="store_true",
                         help="also scores the blend's whole grid on the test cases, with the tables the fit saw "
                         "(training split) and with the served ones (recounted on train + validation): where the "
-                        "fitted point lands on test and why (adds about 3 minutes per 10,000 test cases)")
+                        "fitted point lands on test and why (on 2 CPUs, about 100 s per scoring of the 60,858 test cases)")
     return parser.parse_args(argv)
 
 
