@@ -322,12 +322,15 @@ def three_exports(workspace: Workspace, settings: DrillSettings, exports: int = 
             ended = time.monotonic()
             time.sleep(settings.warm_seconds)
         states = {s.version: s.state for s in client.status(MODEL)}
-    during = summarize(load.samples, started, ended)
+    before, during = summarize(load.samples, end=started), summarize(load.samples, started, ended)
     total = summarize(load.samples)
     labels = read_labels(workspace.config_file, MODEL)
     notes = [f"{exports} exports in {ended - started:.1f}s, each labelled canary; {during.requests} stable requests meanwhile, "
              f"answered by versions {list(total.versions)}",
-             f"states after: {dict(sorted(states.items()))}; labels in models.config: {labels}"]
+             f"states after: {dict(sorted(states.items()))}; labels in models.config: {labels}",
+             # A replica loading a version shares the CPUs (and the embedded one Python's GIL) with its requests.
+             f"stable p50 / p99 {before.p50_ms:.1f} / {before.p99_ms:.1f} ms before the exports, "
+             f"{during.p50_ms:.1f} / {during.p99_ms:.1f} ms while they loaded"]
     notes += [f"errors: {', '.join(total.errors)}"] if total.failed else []
     passed = (total.failed == 0 and during.requests > 0 and total.versions == (stable,) and states.get(stable) == "AVAILABLE"
               and states.get(versions[-1]) == "AVAILABLE" and all(states.get(v) == "END" for v in versions[:-1])

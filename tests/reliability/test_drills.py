@@ -62,6 +62,7 @@ def test_three_exports_in_a_row_never_fail_a_stable_request(workspace):
     assert result.passed, result.notes
     assert result.failed == 0 and result.requests > 20
     assert "answered by versions [1]" in result.notes[0]
+    assert "ms before the exports" in result.notes[2] and "ms while they loaded" in result.notes[2]
     # models.config serves exactly the labelled versions (TF Serving's canary recipe).
     config = read_model_server_config(workspace.config_file).model_config_list.config[0]
     assert list(config.model_version_policy.specific.versions) == [1, 4]
