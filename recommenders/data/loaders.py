@@ -55,7 +55,12 @@ def read_table(path, sep: str = ",", columns: Iterable[str] | None = None, **kwa
     path = _existing(path, "input")
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
+            try:
+                frame = pd.read_parquet(path)
+            except (KeyError, TypeError) as exc:
+                # pyarrow rebuilds the frame from the file's own "pandas" metadata (JSON) and
+                # indexes into it unchecked: a damaged entry surfaces as a bare KeyError.
+                raise DataError(f"cannot read {path}: its pandas metadata is damaged ({type(exc).__name__}: {exc})") from exc
         else:
             frame = _read_csv_keeping_malformed(path, sep, **kwargs)
     except (OSError, ValueError, pd.errors.ParserError) as exc:

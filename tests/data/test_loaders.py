@@ -142,6 +142,22 @@ def test_parquet_columns_that_are_not_one_value_per_row_are_refused_by_name(tmp_
         load_csv(tmp_path / "events.parquet")
 
 
+def test_parquet_with_damaged_pandas_metadata_is_refused_by_name(tmp_path):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(pd.DataFrame({"session_id": ["a"], "item_id": ["1"], "timestamp": [1_700_000_000]}))
+    pandas_metadata = json.loads(table.schema.metadata[b"pandas"])
+    for column in pandas_metadata["columns"]:
+        del column["numpy_type"]  # what a fuzzed file held: pyarrow then fails with KeyError: 'numpy_type'
+    pq.write_table(table.replace_schema_metadata({b"pandas": json.dumps(pandas_metadata).encode()}),
+                   tmp_path / "events.parquet")
+    with pytest.raises(DataError, match=r"cannot read .*events\.parquet: its pandas metadata is damaged \(KeyError: 'numpy_type'\)"):
+        load_csv(tmp_path / "events.parquet")
+
+
 def test_utf8_bytes_in_parquet_are_text(tmp_path):
     frame = pd.DataFrame({"session_id": [b"caf\xc3\xa9"], "item_id": ["1"], "timestamp": [1_700_000_000]})
     frame.to_parquet(tmp_path / "events.parquet")
