@@ -204,6 +204,9 @@ class TrainConfig:
 
     ``max_validation_cases`` bounds the validation next-item cases that ``retrieve`` scores
     after every epoch (:mod:`recommenders.models.validation`; a fixed random subset).
+    ``weight_averaging`` > 0 keeps an exponential moving average of the weights with that
+    momentum per step; validation, early stopping and the fitted model then use the
+    average, not the last step's weights (:class:`recommenders.models.training.ValidateAveragedWeights`).
     """
 
     epochs: int = 8
@@ -221,6 +224,7 @@ class TrainConfig:
     # cluster of workers described by TF_CONFIG. batch_size stays the global batch.
     distribute: str = "none"
     max_validation_cases: int = 5_000
+    weight_averaging: float = 0.0
 
     OPTIMIZERS = ("adam", "adagrad", "sgd", "rmsprop")
     DISTRIBUTE = ("none", "mirrored", "multi-worker")
@@ -241,6 +245,7 @@ class TrainConfig:
         _check(self.distribute in self.DISTRIBUTE,
                f"distribute must be one of {', '.join(self.DISTRIBUTE)}, got {self.distribute!r}")
         _check(self.max_validation_cases >= 1, f"max_validation_cases must be at least 1, got {self.max_validation_cases}")
+        _check(0 <= self.weight_averaging < 1, f"weight_averaging must be in [0, 1), got {self.weight_averaging}")
         return self
 
 

@@ -57,7 +57,9 @@ class TensorBoard(tf.keras.callbacks.TensorBoard):
 def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None):
     """The configured Keras optimizer; its learning rate steps down by ``learning_rate_decay``
     after every ``steps_per_epoch`` batches (a schedule on the optimizer's own step counter,
-    so a resumed run continues at the right rate)."""
+    so a resumed run continues at the right rate). With ``weight_averaging`` it also keeps
+    the moving average of the weights (Keras's ``use_ema``), saved with its other state, so
+    a resumed run continues the same average."""
     optimizers = {
         "adam": tf.keras.optimizers.Adam,
         "adagrad": tf.keras.optimizers.Adagrad,
@@ -68,7 +70,48 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None):
     if config.learning_rate_decay < 1 and steps_per_epoch:
         learning_rate = tf.keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, steps_per_epoch, config.learning_rate_decay, staircase=True)
-    return optimizers[config.optimizer](learning_rate=learning_rate)
+    averaging = {"use_ema": True, "ema_momentum": config.weight_averaging} if config.weight_averaging else {}
+    return optimizers[config.optimizer](learning_rate=learning_rate, **averaging)
+
+
+class ValidateAveragedWeights(tf.keras.callbacks.Callback):
+    """From each validation to the end of its epoch the model holds the optimizer's moving
+    average of its weights (``TrainConfig.weight_averaging``); training goes on from its own.
+
+    Why: the steps' weights jitter around where the sampled softmax pulls them, and their
+    average ranks better. Early stopping must compare, and keep, the weights the run will
+    end with: Keras's ``fit`` puts the average in place when training ends, and
+    ``EarlyStopping`` restores the best epoch's weights after that, so it has to have seen
+    averaged weights too. List this callback first (``RefreshCatalogIndex`` then embeds the
+    averaged catalog) and :attr:`back_to_training_weights` after every callback that reads
+    the epoch's weights, before ``BackupAndRestore``: a backup holds the training weights,
+    the average being the optimizer's to save.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.training_weights = None
+        self.back_to_training_weights = _BackToTrainingWeights(self)
+
+    def on_test_begin(self, logs=None):
+        if self.training_weights is None:
+            variables = self.model.trainable_variables
+            self.training_weights = [variable.numpy() for variable in variables]
+            self.model.optimizer.finalize_variable_values(variables)
+
+
+class _BackToTrainingWeights(tf.keras.callbacks.Callback):
+    """The end of :class:`ValidateAveragedWeights`' swap: the training weights back in place."""
+
+    def __init__(self, swap: ValidateAveragedWeights):
+        super().__init__()
+        self.swap = swap
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap.training_weights is not None:
+            for variable, value in zip(self.model.trainable_variables, self.swap.training_weights):
+                variable.assign(value)
+            self.swap.training_weights = None
 
 
 def _sequences(events: pd.DataFrame, max_length: int, what: str):
@@ -142,12 +185,16 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     start = StreamStart(optimizer)
     train = _sharded_by_data(resumable_stream(train, start))
     validation = _sharded_by_data(to_dataset(_sequences(validation_events, train_config.max_length, "validation"), 512))
-    callbacks = list(extra_callbacks)
+    averaged = ValidateAveragedWeights() if train_config.weight_averaging else None
+    callbacks = [averaged] if averaged else []
+    callbacks += extra_callbacks
     if train_config.early_stopping_patience:
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor=monitor, mode="max", patience=train_config.early_stopping_patience, restore_best_weights=True))
     if log_dir is not None:
         callbacks.append(TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch"))
+    if averaged:
+        callbacks.append(averaged.back_to_training_weights)
     if backup_dir is not None:
         callbacks.append(tf.keras.callbacks.BackupAndRestore(str(backup_dir), save_freq=backup_every_steps or "epoch"))
     callbacks.append(start)  # after BackupAndRestore: it reads the restored iteration count

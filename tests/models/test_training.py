@@ -36,3 +36,15 @@ def test_learning_rate_is_constant_without_decay():
 def test_decay_outside_zero_to_one_is_named(decay):
     with pytest.raises(ConfigError, match=f"learning_rate_decay must be in \\(0, 1\\], got {decay}"):
         TrainConfig(learning_rate_decay=decay).validate()
+
+
+def test_weight_averaging_asks_the_optimizer_for_a_moving_average():
+    assert not make_optimizer(TrainConfig()).use_ema
+    optimizer = make_optimizer(TrainConfig(weight_averaging=0.99), steps_per_epoch=10)
+    assert optimizer.use_ema and optimizer.ema_momentum == pytest.approx(0.99)
+
+
+@pytest.mark.parametrize("momentum", [-0.1, 1.0])
+def test_weight_averaging_outside_zero_to_one_is_named(momentum):
+    with pytest.raises(ConfigError, match=f"weight_averaging must be in \\[0, 1\\), got {momentum}"):
+        TrainConfig(weight_averaging=momentum).validate()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -48,3 +50,26 @@ def test_epochs_log_retrieve_metrics_and_early_stopping_keeps_the_best_mrr_epoch
         assert value == pytest.approx(history.history[name][kept - 1], abs=1e-6)
     # Known structure: the trained model ranks next items far above chance (20 of 300 items: 6.7%).
     assert now["val_HR@20"] > 0.3
+
+
+
+@pytest.mark.slow
+def test_weight_averaging_validates_and_keeps_the_average_while_training_follows_its_own_weights(small_shop_dir):
+    prepared = load_prepared(small_shop_dir)
+    # No dropout and no sampled negatives: two runs then take the same steps exactly.
+    model_config = dataclasses.replace(TINY, dropout=0.0, extra_negatives=0)
+    plain = TrainConfig(epochs=2, batch_size=128, max_length=10, early_stopping_patience=0, verbose=0,
+                        max_validation_cases=400, learning_rate=0.01)
+    averaged = dataclasses.replace(plain, weight_averaging=0.9)
+    fits = {config.weight_averaging: train_retrieval(prepared.train, prepared.validation, prepared.catalog,
+                                                     model_config, config)
+            for config in (plain, averaged)}
+    (_, plain_history), (model, history) = fits[0.0], fits[0.9]
+    # The average never feeds back: epoch by epoch, training takes the plain run's steps.
+    assert history.history["loss"] == pytest.approx(plain_history.history["loss"], rel=1e-5)
+    # What is validated is the average, not the last step's weights ...
+    assert history.history["val_MRR@20"] != pytest.approx(plain_history.history["val_MRR@20"], rel=1e-6)
+    # ... and it is what the run keeps: the last epoch's logged scores are the model's now.
+    now = retrieval_metrics(model, validation_cases(prepared.validation, 400, plain.seed), (10, 20), 10)
+    for name, value in now.items():
+        assert value == pytest.approx(history.history[name][-1], abs=1e-6)

@@ -1,6 +1,8 @@
 """A training run killed mid-epoch resumes from its backup and ends where an
 uninterrupted run with the same seed ends (under MirroredStrategy too: tests/models/test_distribute.py)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -75,8 +77,10 @@ def assert_resumes_exactly(shop, backup, train_config):
 
 
 @pytest.mark.slow
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_end_state(shop, tmp_path):
-    assert_resumes_exactly(shop, tmp_path / "backup", TRAIN)
+@pytest.mark.parametrize("weight_averaging", [0.0, 0.9], ids=["last-weights", "averaged-weights"])
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_end_state(shop, tmp_path, weight_averaging):
+    # With averaging the backup holds the training weights and the optimizer's average of them.
+    assert_resumes_exactly(shop, tmp_path / "backup", dataclasses.replace(TRAIN, weight_averaging=weight_averaging))
 
 
 @pytest.mark.parametrize("batch_size", [2, 7, 128])
