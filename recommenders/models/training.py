@@ -40,6 +40,8 @@ tf = tensorflow()
 FUSION_TABLE_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 RETRIEVAL_MONITOR = f"val_MRR@{max(VALIDATION_KS)}"
 RANKING_MONITOR = "val_click_auc"
+# The moving average of the weights (TrainConfig.weight_averaging) spans at most this share of an epoch.
+AVERAGING_WINDOWS_PER_EPOCH = 10
 
 
 class TensorBoard(tf.keras.callbacks.TensorBoard):
@@ -59,7 +61,12 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None):
     after every ``steps_per_epoch`` batches (a schedule on the optimizer's own step counter,
     so a resumed run continues at the right rate). With ``weight_averaging`` it also keeps
     the moving average of the weights (Keras's ``use_ema``), saved with its other state, so
-    a resumed run continues the same average."""
+    a resumed run continues the same average; its momentum is capped so that it spans at most
+    a tenth of an epoch (:data:`AVERAGING_WINDOWS_PER_EPOCH`).
+
+    >>> make_optimizer(TrainConfig(weight_averaging=0.99), steps_per_epoch=50).ema_momentum
+    0.8
+    """
     optimizers = {
         "adam": tf.keras.optimizers.Adam,
         "adagrad": tf.keras.optimizers.Adagrad,
@@ -70,7 +77,15 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None):
     if config.learning_rate_decay < 1 and steps_per_epoch:
         learning_rate = tf.keras.optimizers.schedules.ExponentialDecay(
             config.learning_rate, steps_per_epoch, config.learning_rate_decay, staircase=True)
-    averaging = {"use_ema": True, "ema_momentum": config.weight_averaging} if config.weight_averaging else {}
+    averaging = {}
+    if config.weight_averaging:
+        momentum = config.weight_averaging
+        if steps_per_epoch:
+            # The average starts at the initial weights, whose share after n steps is
+            # momentum**n: spanning at most 1/AVERAGING_WINDOWS_PER_EPOCH of an epoch, it has
+            # forgotten them (a share below e**-10) by the first validation, however small the data.
+            momentum = min(momentum, max(0.0, 1 - AVERAGING_WINDOWS_PER_EPOCH / steps_per_epoch))
+        averaging = {"use_ema": True, "ema_momentum": momentum}
     return optimizers[config.optimizer](learning_rate=learning_rate, **averaging)
 
 

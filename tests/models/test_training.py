@@ -40,8 +40,15 @@ def test_decay_outside_zero_to_one_is_named(decay):
 
 def test_weight_averaging_asks_the_optimizer_for_a_moving_average():
     assert not make_optimizer(TrainConfig()).use_ema
-    optimizer = make_optimizer(TrainConfig(weight_averaging=0.99), steps_per_epoch=10)
+    optimizer = make_optimizer(TrainConfig(weight_averaging=0.99), steps_per_epoch=2000)
     assert optimizer.use_ema and optimizer.ema_momentum == pytest.approx(0.99)
+
+
+@pytest.mark.parametrize(("steps_per_epoch", "momentum"), [(100, 0.9), (10, 0.0), (5, 0.0)])
+def test_weight_averaging_spans_at_most_a_tenth_of_an_epoch(steps_per_epoch, momentum):
+    # An average that started at the initial weights has forgotten them by the first validation.
+    optimizer = make_optimizer(TrainConfig(weight_averaging=0.99), steps_per_epoch=steps_per_epoch)
+    assert optimizer.ema_momentum == pytest.approx(momentum)
 
 
 @pytest.mark.parametrize("momentum", [-0.1, 1.0])

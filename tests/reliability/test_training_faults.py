@@ -77,10 +77,16 @@ def assert_resumes_exactly(shop, backup, train_config):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("weight_averaging", [0.0, 0.9], ids=["last-weights", "averaged-weights"])
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_end_state(shop, tmp_path, weight_averaging):
-    # With averaging the backup holds the training weights and the optimizer's average of them.
-    assert_resumes_exactly(shop, tmp_path / "backup", dataclasses.replace(TRAIN, weight_averaging=weight_averaging))
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_end_state(shop, tmp_path):
+    assert_resumes_exactly(shop, tmp_path / "backup", TRAIN)
+
+
+@pytest.mark.slow
+def test_run_with_weight_averaging_resumes_to_the_same_average(shop, tmp_path):
+    # The backup holds the training weights and the optimizer's average of them. Smaller
+    # batches: an average spans at most a tenth of an epoch, and needs steps to span.
+    resumed = assert_resumes_exactly(shop, tmp_path / "backup", dataclasses.replace(TRAIN, weight_averaging=0.9, batch_size=32))
+    assert resumed.optimizer.ema_momentum > 0
 
 
 @pytest.mark.parametrize("batch_size", [2, 7, 128])

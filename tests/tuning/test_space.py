@@ -95,7 +95,7 @@ def test_only_what_to_learn_is_tunable_in_train_config():
     from recommenders.models.hparams import tunable_fields
 
     assert set(tunable_fields(TrainConfig)) == {"batch_size", "learning_rate", "learning_rate_decay", "optimizer",
-                                                 "max_length", "early_stopping_patience"}
+                                                 "max_length", "early_stopping_patience", "weight_averaging"}
 
 
 def test_tunable_model_fields_are_derived_from_the_config_dataclass():
@@ -111,8 +111,8 @@ def test_tunable_model_fields_are_derived_from_the_config_dataclass():
 
 def test_default_retrieval_space_covers_the_model_as_it_is():
     space = default_space("retrieval")
-    assert {"repeat_head", "session_item_readout", "learning_rate_decay", "l2_normalize", "temperature", "negatives",
-            "extra_negatives", "dropout", "embedding_dim", "output_dim", "lstm_units", "lstm_layers"} <= set(space)
+    assert {"repeat_head", "session_item_readout", "learning_rate_decay", "weight_averaging", "l2_normalize",
+            "temperature", "negatives", "extra_negatives", "dropout", "embedding_dim", "output_dim", "lstm_units", "lstm_layers"} <= set(space)
     for name, spec in space.items():  # every default entry is a valid value of its field
         values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
         for value in values:
