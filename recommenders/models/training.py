@@ -195,7 +195,8 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     train = to_dataset(sequences, train_config.batch_size, shuffle=True, seed=train_config.seed, bucket_by_length=True,
                        neighbour_folds=neighbour_folds)
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
-    optimizer = make_optimizer(train_config, steps_per_epoch)
+    with model.distribute_strategy.scope():  # the optimizer's state, the moving average too, lives on every replica
+        optimizer = make_optimizer(train_config, steps_per_epoch)
     optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # BackupAndRestore, when resuming, overrides it
     start = StreamStart(optimizer)
     train = _sharded_by_data(resumable_stream(train, start))
