@@ -89,7 +89,6 @@ _COMMON = {
     "session_attention": Choice((False, True)),
     "learning_rate": Range(1e-4, 1e-2, sampling="log"),
     "learning_rate_decay": Range(0.3, 1.0, step=0.1),
-    "weight_averaging": Choice((0.0, 0.99)),
     "optimizer": Choice(("adam", "adagrad")),
     "batch_size": Choice((128, 256, 512)),
 }

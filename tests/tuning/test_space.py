@@ -111,8 +111,8 @@ def test_tunable_model_fields_are_derived_from_the_config_dataclass():
 
 def test_default_retrieval_space_covers_the_model_as_it_is():
     space = default_space("retrieval")
-    assert {"repeat_head", "session_item_readout", "learning_rate_decay", "weight_averaging", "l2_normalize",
-            "temperature", "negatives", "extra_negatives", "dropout", "embedding_dim", "output_dim", "lstm_units", "lstm_layers"} <= set(space)
+    assert {"repeat_head", "session_item_readout", "learning_rate_decay", "l2_normalize", "temperature", "negatives",
+            "extra_negatives", "dropout", "embedding_dim", "output_dim", "lstm_units", "lstm_layers"} <= set(space)
     for name, spec in space.items():  # every default entry is a valid value of its field
         values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
         for value in values:
