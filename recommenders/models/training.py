@@ -185,10 +185,11 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     batches, and ends in the state an uninterrupted run reaches. ``extra_callbacks`` run
     before early stopping and TensorBoard, so metrics they add to the epoch logs are
     monitored and written; with ``weight_averaging`` they see the averaged weights from
-    validation to the epoch's end (:class:`ValidateAveragedWeights`). ``initial_epoch`` continues a model trained that many epochs
-    (a warm start): the optimizer's step counter starts there, so the learning-rate decay
-    and the batch order continue where that training stopped. ``neighbour_folds`` > 0 gives
-    every training row its session's fold (out-of-fold neighbour tables, see
+    validation to the epoch's end (:class:`ValidateAveragedWeights`). ``initial_epoch``
+    continues a model trained that many epochs (a warm start): the optimizer's step counter
+    starts there, so the learning-rate decay and the batch order continue where that
+    training stopped. ``neighbour_folds`` > 0 gives every training row its session's fold
+    (out-of-fold neighbour tables, see
     :mod:`recommenders.models.neighbour_features`). Returns the Keras ``History``.
     ``train_config`` is trusted: its entry point (``train_run``, the tuner) validated it.
     """

@@ -94,7 +94,8 @@ def resume_and_save(data_dir, scratch: Path) -> dict:
     loaded = load_trained(save_trained(resumed, scratch / "saved"))
     features = sessions_to_arrays(shop[1], TRAIN.max_length).features()
     return {"resumed_iterations": int(resumed.optimizer.iterations.numpy()),
-            "steps_per_epoch": batches_per_epoch(sessions_to_arrays(shop[0], TRAIN.max_length), 32, bucket_by_length=True),
+            "steps_per_epoch": batches_per_epoch(sessions_to_arrays(shop[0], train_config.max_length), train_config.batch_size,
+                                                 bucket_by_length=True),
             "averaging_momentum": float(resumed.optimizer.ema_momentum),
             "saved_query_max_difference": float(np.max(np.abs(resumed(features) - loaded(features)))),
             "saved_catalog_max_difference": float(np.max(np.abs(resumed.catalog_embeddings() - loaded.catalog_embeddings())))}

@@ -52,7 +52,6 @@ def test_epochs_log_retrieve_metrics_and_early_stopping_keeps_the_best_mrr_epoch
     assert now["val_HR@20"] > 0.3
 
 
-
 @pytest.mark.slow
 def test_weight_averaging_validates_and_keeps_the_average_while_training_follows_its_own_weights(small_shop_dir):
     prepared = load_prepared(small_shop_dir)
