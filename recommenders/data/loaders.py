@@ -212,9 +212,9 @@ def parse_timestamps(values: pd.Series, where: str, unit: str = "auto") -> pd.Se
     format, so a column mixing formats parses row by row and a warning counts each format
     found. ``s``/``ms``/``us``/``ns`` read numbers in that unit and ``iso`` reads ISO 8601
     text; a column that also holds the other kind (dates beside declared epochs, epochs
-    beside declared ISO text) is refused with an example of each. A value that does not parse
-    becomes ``NaT`` (cleaning quarantines it as ``invalid_timestamp``) and a warning says how
-    many; when no value parses, or the column holds true/false values, DataError names ``where``.
+    beside declared ISO text) is refused with an example of each. A value that does not parse,
+    or lies before 1970 (:data:`EARLIEST_EVENT_TIME`), becomes ``NaT`` (cleaning quarantines it
+    as ``invalid_timestamp``) and a warning says how many; when no value parses, or the column holds true/false values, DataError names ``where``.
 
     >>> parse_timestamps(pd.Series(["1700000000", "1700000060000", "2024-01-01T10:00:00", "inf"]), "ts").tolist()
     [Timestamp('2023-11-14 22:13:20'), Timestamp('2023-11-14 22:14:20'), Timestamp('2024-01-01 10:00:00'), NaT]
@@ -262,10 +262,18 @@ def parse_timestamps(values: pd.Series, where: str, unit: str = "auto") -> pd.Se
     return parsed
 
 
+# Event times before this are refused: from the Unix epoch to the latest time nanoseconds
+# hold (2262), any two times differ by a duration int64 nanoseconds hold, so the time
+# differences of sessionization, bot rates and splits cannot overflow. Pandas' whole range
+# (from 1677) spans twice that, and a shop's log holds no event before 1970.
+EARLIEST_EVENT_TIME = pd.Timestamp(0)
+
+
 def _naive_ns(parsed: pd.Series) -> pd.Series:
-    """UTC times as naive datetime64[ns]; times beyond what nanoseconds can hold become ``NaT``."""
+    """UTC times as naive datetime64[ns]; times before :data:`EARLIEST_EVENT_TIME` or beyond
+    what nanoseconds can hold become ``NaT``."""
     parsed = parsed.dt.tz_localize(None)
-    representable = (parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max)
+    representable = (parsed >= EARLIEST_EVENT_TIME) & (parsed <= pd.Timestamp.max)
     return parsed.where(representable).astype("datetime64[ns]")
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from recommenders.data import schema
+from recommenders.data.cleaning import CleaningConfig, clean
 from recommenders.data.loaders import (
     load_csv,
     load_diginetica_raw,
@@ -93,6 +94,18 @@ def test_each_epoch_value_is_read_in_the_unit_its_size_names():
     expected = [pd.Timestamp(n, unit="s") for n in [*seconds, 1_700_000_300, 1_700_000_360]]
     assert list(parsed[:7]) == expected
     assert parsed[7:].isna().all()  # 12 is no plausible date in any unit; inf is no number
+
+
+def test_a_time_before_1970_is_quarantined_not_a_crash(tmp_path):
+    # Found by tests/reliability/test_fuzz.py: a year-1731 time beside 2023 ones parsed, and
+    # sessionization's time difference then overflowed int64 nanoseconds (a traceback, exit 1).
+    rows = [f"s{s},{k % 2},{1_700_000_000 + s * 7200 + k * 60}" for s in range(3) for k in range(4)]
+    path = write(tmp_path / "e.csv", "session_id,item_id,timestamp\ns0,0,-7523371976854776.0\n" + "\n".join(rows) + "\n")
+    with pytest.warns(UserWarning, match=r"1 value\(s\) are no timestamp .*'-7523371976854776\.0'"):
+        shop = load_csv(path)
+    assert shop.events["timestamp"].isna().tolist() == [True] + [False] * 12
+    cleaned = clean(shop, CleaningConfig())
+    assert cleaned.report.dropped["invalid_timestamp"] == 1 and len(cleaned.shop.events) == 12
 
 
 def test_one_millisecond_row_does_not_merge_sessions(tmp_path):
