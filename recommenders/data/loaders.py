@@ -214,7 +214,8 @@ def parse_timestamps(values: pd.Series, where: str, unit: str = "auto") -> pd.Se
     text; a column that also holds the other kind (dates beside declared epochs, epochs
     beside declared ISO text) is refused with an example of each. A value that does not parse,
     or lies before 1970 (:data:`EARLIEST_EVENT_TIME`), becomes ``NaT`` (cleaning quarantines it
-    as ``invalid_timestamp``) and a warning says how many; when no value parses, or the column holds true/false values, DataError names ``where``.
+    as ``invalid_timestamp``) and a warning says how many; when no value parses, or the column
+    holds true/false values, DataError names ``where``.
 
     >>> parse_timestamps(pd.Series(["1700000000", "1700000060000", "2024-01-01T10:00:00", "inf"]), "ts").tolist()
     [Timestamp('2023-11-14 22:13:20'), Timestamp('2023-11-14 22:14:20'), Timestamp('2024-01-01 10:00:00'), NaT]
@@ -273,8 +274,8 @@ def _naive_ns(parsed: pd.Series) -> pd.Series:
     """UTC times as naive datetime64[ns]; times before :data:`EARLIEST_EVENT_TIME` or beyond
     what nanoseconds can hold become ``NaT``."""
     parsed = parsed.dt.tz_localize(None)
-    representable = (parsed >= EARLIEST_EVENT_TIME) & (parsed <= pd.Timestamp.max)
-    return parsed.where(representable).astype("datetime64[ns]")
+    in_range = (parsed >= EARLIEST_EVENT_TIME) & (parsed <= pd.Timestamp.max)
+    return parsed.where(in_range).astype("datetime64[ns]")
 
 
 def _check_map(column_map: dict[str, str] | None, frames: dict[str, pd.DataFrame]) -> None:
