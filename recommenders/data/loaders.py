@@ -401,14 +401,36 @@ def _retailrocket_catalog(paths) -> pd.DataFrame:
     return catalog
 
 
+def _plus_milliseconds(times: pd.Series, offsets: pd.Series, where: str) -> pd.Series:
+    """``times + offsets`` milliseconds; ``NaT`` where either is missing or no number and, with
+    a warning, where the sum leaves the event-time range of :func:`_naive_ns` (adding it would
+    overflow nanoseconds, or the time could not be differenced).
+
+    >>> _plus_milliseconds(pd.Series(pd.to_datetime(["2016-01-01", "2016-01-01"])), pd.Series(["1500", "1e17"]), "t").tolist()
+    [Timestamp('2016-01-01 00:00:01.500000'), NaT]
+    """
+    offsets = scalar_values(offsets, where)
+    milliseconds = pd.to_numeric(offsets, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    start_ns = times.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
+    # float64 is exact to about a microsecond here; the second of headroom keeps the exact sum in range.
+    end_ns = start_ns + milliseconds * 1e6
+    in_range = times.notna().to_numpy() & (end_ns >= EARLIEST_EVENT_TIME.value) & (end_ns <= pd.Timestamp.max.value - 1e9)
+    out_of_range = times.notna().to_numpy() & np.isfinite(milliseconds) & ~in_range
+    if out_of_range.any():
+        warnings.warn(f"{where}: {int(out_of_range.sum()):,} value(s) put the event outside "
+                      f"{EARLIEST_EVENT_TIME.year}-{pd.Timestamp.max.year} (e.g. {_example(offsets, out_of_range)}); "
+                      f"cleaning quarantines them as invalid_timestamp", stacklevel=3)
+    offsets = pd.to_timedelta(pd.Series(np.where(in_range, milliseconds, np.nan), index=times.index), unit="ms")
+    return times.where(in_range) + offsets
+
+
 def _diginetica_events(frame: pd.DataFrame, session: str, user: str, path) -> pd.DataFrame:
     days = parse_timestamps(frame["eventdate"], f"{path} column eventdate")
-    offset = pd.to_numeric(frame["timeframe"], errors="coerce")
     return pd.DataFrame(
         {
             "session_id": as_id_strings(frame[session]),
             "user_id": as_id_strings(frame[user]),
-            "timestamp": days + pd.to_timedelta(offset, unit="ms"),
+            "timestamp": _plus_milliseconds(days, frame["timeframe"], f"{path} column timeframe"),
         }
     )
 

@@ -278,6 +278,20 @@ def test_diginetica_raw_queries_and_products(tmp_path):
     assert shop.catalog.to_dict("records") == [{"item_id": "9", "title": "4 5 6", "category": "", "brand": "", "price": 16.0}]
 
 
+def test_diginetica_raw_timeframe_out_of_range_is_quarantined_not_a_crash(tmp_path):
+    # eventdate + timeframe milliseconds: a huge offset overflowed nanoseconds (a traceback), and
+    # a large negative one put the event before 1970, which sessionization cannot difference.
+    rows = [f"{s};NA;{k % 2};{k * 60_000};2016-05-09" for s in range(1, 4) for k in range(4)]
+    write(tmp_path / "train-item-views.csv", "session_id;user_id;item_id;timeframe;eventdate\n"
+          + "\n".join([*rows, "1;NA;7;1e17;2016-05-09", "2;NA;7;-1.5e12;2016-05-09", "3;NA;7;;2016-05-09"]) + "\n")
+    with pytest.warns(UserWarning, match=r"timeframe: 2 value\(s\) put the event outside 1970-2262 \(e\.g\. '1e17'\)"):
+        shop = load_diginetica_raw(tmp_path)
+    assert shop.events["timestamp"].isna().tolist() == [False] * 12 + [True] * 3
+    assert shop.events["timestamp"].iloc[1] == pd.Timestamp("2016-05-09 00:01:00")
+    cleaned = clean(shop, CleaningConfig())
+    assert cleaned.report.dropped["invalid_timestamp"] == 3 and len(cleaned.shop.events) == 12
+
+
 def test_diginetica_raw_needs_the_views_file(tmp_path):
     with pytest.raises(DataError, match="has no train-item-views.csv"):
         load_diginetica_raw(tmp_path)
