@@ -536,7 +536,24 @@ def parquet_files(draw) -> bytes:
     return data
 
 
-event_files = st.one_of(st.tuples(st.just("csv"), csv_files()), st.tuples(st.just("parquet"), parquet_files()))
+@st.composite
+def diginetica_view_files(draw) -> bytes:
+    """Raw CIKM16 ``train-item-views.csv`` (``;``-separated, ``NA`` missing): a good log with
+    some fields replaced (an event's time is ``eventdate`` plus ``timeframe`` milliseconds),
+    or any bytes."""
+    rows = draw(st.integers(12, 40))
+    columns = {"session_id": [str(1 + row // 4) for row in range(rows)], "user_id": ["NA"] * rows,
+               "item_id": [str(row % 2) for row in range(rows)], "timeframe": [str(60_000 * row) for row in range(rows)],
+               "eventdate": ["2016-05-09"] * rows}
+    for name in draw(st.lists(st.sampled_from(list(columns)), max_size=2)):
+        for row in draw(st.lists(st.integers(0, rows - 1), max_size=3)):
+            columns[name][row] = draw(csv_field)
+    text = "\n".join(";".join(fields) for fields in [list(columns), *zip(*columns.values())]) + "\n"
+    return text.encode("utf-8", "replace") if draw(st.integers(0, 9)) else draw(st.binary(max_size=120))
+
+
+event_files = st.one_of(st.tuples(st.just("csv"), csv_files()), st.tuples(st.just("parquet"), parquet_files()),
+                        st.tuples(st.just("diginetica-raw"), diginetica_view_files()))
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
@@ -589,9 +606,14 @@ def check_run_config(endpoints: Endpoints, data: bytes) -> str:
 
 
 def check_event_file(endpoints: Endpoints, case) -> str:
-    """``recsys data import --format csv|parquet`` of the file: a dataset, or one line and exit 2."""
+    """``recsys data import --format csv|parquet|diginetica-raw`` of the file (for the raw
+    CIKM16 format, a directory holding it as its views file): a dataset, or one line and exit 2."""
     fmt, data = case
-    path = _scratch(endpoints, f"events.{fmt}", data)
+    if fmt == "diginetica-raw":
+        (endpoints.workdir / "diginetica").mkdir(exist_ok=True)
+        path = _scratch(endpoints, "diginetica/train-item-views.csv", data).parent
+    else:
+        path = _scratch(endpoints, f"events.{fmt}", data)
     code, err = run_cli(["data", "import", "--format", fmt, "--input", str(path), "--out", str(endpoints.workdir / "data"),
                          "--overwrite"])
     return _cli_outcome(f"{fmt} events {data[:200]!r}", code, err)

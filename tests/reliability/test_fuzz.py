@@ -21,7 +21,7 @@ from tests.reliability.fuzz_targets import KINDS, LIMIT, MODEL, TARGETS, Endpoin
 
 FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 # Cases per target beyond the Predict kinds: enough to meet each shape of case a few times.
-CI_CASES = {"tensor_proto": 60, "batched": 25, "rest": 60, "run_config": 40, "event_file": 30, "serving_config": 60}
+CI_CASES = {"tensor_proto": 60, "batched": 25, "rest": 60, "run_config": 40, "event_file": 45, "serving_config": 60}
 
 
 @pytest.fixture(scope="module")
