@@ -17,10 +17,11 @@ from recsys.cli import main
 from recsys_base.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-# Tiny towers, one epoch: the 2-worker run is about the cluster, not the model.
+# Tiny towers, one epoch, one table half-life to fit the fusion gate with (not four): the
+# 2-worker run is about the cluster, not the model.
 TINY_RUN = {
     "train": {"epochs": 1, "batch_size": 128, "early_stopping_patience": 0, "verbose": 0},
-    "retrieval": {"embedding_dim": 16, "feature_dim": 4, "output_dim": 16, "lstm_units": 16},
+    "retrieval": {"embedding_dim": 16, "feature_dim": 4, "output_dim": 16, "lstm_units": 16, "neighbour_half_lives": [0.0]},
     "ranking": {"embedding_dim": 16, "feature_dim": 4, "output_dim": 16, "lstm_units": 16, "deep_units": [16]},
 }
 
