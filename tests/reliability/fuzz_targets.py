@@ -482,16 +482,22 @@ def _good_events(draw) -> dict[str, list]:
             "timestamp": [1_700_000_000 + 60 * row for row in range(rows)]}
 
 
+def _replace_some_fields(draw, columns: dict[str, list[str]], names: list[str]) -> None:
+    """Up to 3 fields in each of up to 2 of ``names`` become any CSV field (a name missing
+    from ``columns`` is added as an empty column first)."""
+    for name in draw(st.lists(st.sampled_from(names), max_size=2)):
+        column = columns.setdefault(name, [""] * len(next(iter(columns.values()))))
+        for row in draw(st.lists(st.integers(0, len(column) - 1), max_size=3)):
+            column[row] = draw(csv_field)
+
+
 @st.composite
 def csv_files(draw) -> bytes:
     """Event CSVs: a good log with some fields or columns replaced, or any columns and values,
     in several encodings and separators, or any bytes."""
     if draw(st.booleans()):
         columns = {name: list(map(str, values)) for name, values in draw(_good_events()).items()}
-        for name in draw(st.lists(st.sampled_from(EVENT_COLUMNS), max_size=2)):
-            column = columns.setdefault(name, [""] * len(columns["item_id"]))
-            for row in draw(st.lists(st.integers(0, len(column) - 1), max_size=3)):
-                column[row] = draw(csv_field)
+        _replace_some_fields(draw, columns, EVENT_COLUMNS)
         header, rows = list(columns), [list(fields) for fields in zip(*columns.values())]
     else:
         header = draw(st.lists(st.sampled_from(EVENT_COLUMNS) | st.text(max_size=6), min_size=1, max_size=6))
@@ -545,9 +551,7 @@ def diginetica_view_files(draw) -> bytes:
     columns = {"session_id": [str(1 + row // 4) for row in range(rows)], "user_id": ["NA"] * rows,
                "item_id": [str(row % 2) for row in range(rows)], "timeframe": [str(60_000 * row) for row in range(rows)],
                "eventdate": ["2016-05-09"] * rows}
-    for name in draw(st.lists(st.sampled_from(list(columns)), max_size=2)):
-        for row in draw(st.lists(st.integers(0, rows - 1), max_size=3)):
-            columns[name][row] = draw(csv_field)
+    _replace_some_fields(draw, columns, list(columns))
     text = "\n".join(";".join(fields) for fields in [list(columns), *zip(*columns.values())]) + "\n"
     return text.encode("utf-8", "replace") if draw(st.integers(0, 9)) else draw(st.binary(max_size=120))
 
