@@ -414,8 +414,9 @@ def _plus_milliseconds(times: pd.Series, offsets: pd.Series, where: str) -> pd.S
     start_ns = times.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
     # float64 is exact to about a microsecond here; the second of headroom keeps the exact sum in range.
     end_ns = start_ns + milliseconds * 1e6
-    in_range = times.notna().to_numpy() & (end_ns >= EARLIEST_EVENT_TIME.value) & (end_ns <= pd.Timestamp.max.value - 1e9)
-    out_of_range = times.notna().to_numpy() & np.isfinite(milliseconds) & ~in_range
+    known = times.notna().to_numpy()
+    in_range = known & (end_ns >= EARLIEST_EVENT_TIME.value) & (end_ns <= pd.Timestamp.max.value - 1e9)
+    out_of_range = known & np.isfinite(milliseconds) & ~in_range
     if out_of_range.any():
         warnings.warn(f"{where}: {int(out_of_range.sum()):,} value(s) put the event outside "
                       f"{EARLIEST_EVENT_TIME.year}-{pd.Timestamp.max.year} (e.g. {_example(offsets, out_of_range)}); "
