@@ -33,7 +33,7 @@ from recommenders.features.neighbours import NO_NEIGHBOUR, ItemNeighbours
 from recommenders.models.neighbour_features import index_space_tables
 from recommenders.models.repeat import log_mix_sparse
 from recommenders.models.towers import FIRST_ITEM_INDEX, PADDING_INDEX
-from recsys_base.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow, traced_for_any_shape
 
 tf = tensorflow()
 
@@ -204,12 +204,12 @@ def fit_gate(fusion: NeighbourFusion, log_model_target, state, items, target_col
     fusion.trainable = False
     optimizer = tf.keras.optimizers.Adam(learning_rate)
 
-    @tf.function(reduce_retracing=True)
     def step(log_model, states, session_items, targets):
         with tf.GradientTape() as tape:
             loss = -tf.reduce_mean(fusion.log_likelihood(log_model, states, session_items, targets))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
+    step = traced_for_any_shape(step, *take(train[:batch_size]))
     best_values, waited, epochs = [v.numpy() for v in variables], 0, 0
     rng = np.random.default_rng(seed + 1)
     while epochs < max_epochs and waited < patience:

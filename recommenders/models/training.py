@@ -32,7 +32,7 @@ from recommenders.models.retrieval import RefreshCatalogIndex, SessionRetrievalM
 from recommenders.models.towers import FIRST_ITEM_INDEX, precision_policy
 from recommenders.models.validation import VALIDATION_KS, RetrievalValidation, validation_cases
 from recsys_base.errors import DataError
-from recsys_base.tf_compat import tensorflow
+from recsys_base.tf_compat import tensorflow, traced_for_any_shape
 
 tf = tensorflow()
 
@@ -313,19 +313,13 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
     module = RetrievalModule(model, train_config.max_length)
 
     def model_scores(inputs, target_ids):
+        """The towers' part: log p [B, catalog], state [B, D], items [B, T], target columns [B]."""
         features, _ = _features(train_config.max_length, **inputs)
         log_p, state, items = catalog_log_probabilities(module.members(), None, module.temperature, features)
         return log_p, state, items, model.item_encoder.lookup(target_ids) - FIRST_ITEM_INDEX
 
-    @tf.function(reduce_retracing=True)
-    def examples(inputs, target_ids):
-        log_p, state, items, columns = model_scores(inputs, target_ids)
-        return tf.gather(log_p, columns, batch_dims=1), state, items, columns
-
-    @tf.function(reduce_retracing=True)
-    def target_ranks(inputs, target_ids):
-        """[len(FUSION_TABLE_SCALES), B]: the target's rank under each table scale."""
-        log_p, state, items, columns = model_scores(inputs, target_ids)
+    def target_ranks(log_p, state, items, columns):
+        """[len(FUSION_TABLE_SCALES), B]: the target's rank under each table scale, with the tables loaded now."""
         ranks = []
         for scale in FUSION_TABLE_SCALES:
             fused = model.fusion(log_p, state, items, table_log_scale=tf.math.log(scale))
@@ -337,27 +331,43 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
             batch = cases.take(np.arange(first, min(first + batch_size, len(cases))))
             yield as_tensors(session_inputs(batch, train_config.max_length)), tf.constant(batch.targets.astype(str))
 
-    parts = [[t.numpy() for t in examples(*batch)] for batch in batches()]
+    first = next(batches())
+    model_scores = traced_for_any_shape(model_scores, *first)
+    target_ranks = traced_for_any_shape(target_ranks, *model_scores(*first))
+    parts = []
+    for batch in batches():
+        log_p, state, items, columns = model_scores(*batch)
+        parts.append([tf.gather(log_p, columns, batch_dims=1).numpy(), state.numpy(), items.numpy(), columns.numpy()])
     log_model, state, items, columns = (np.concatenate([part[i] for part in parts]) if i != 2 else
                                         _right_padded([part[i] for part in parts]) for i in range(4))
-    k = max(VALIDATION_KS)
-    start, specs, candidates, best = model.fusion.get_weights(), model.config.neighbour_specs(), {}, None
+    start, specs, fits = model.fusion.get_weights(), model.config.neighbour_specs(), {}
     for half_life in model.config.neighbour_half_lives:
         model.fusion.set_weights(start)  # the tables are weights too: back to the ones counted on entry
         if half_life != counted_half_life:
             model.set_neighbours(ItemNeighbours.build(train_events, model.vocab.item_ids, specs, half_life))
         result = fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
-        # The likelihood fit weighs the tables for calibrated probabilities; the ranking the
-        # shop sees may prefer another share: pick the scale with the best HR@K + MRR@K.
-        ranks = np.concatenate([target_ranks(*batch).numpy() for batch in batches()], axis=1)
-        quality = [(ranks_at <= k).mean() + np.where(ranks_at <= k, 1.0 / ranks_at, 0.0).mean() for ranks_at in ranks]
+        fits[half_life] = (result, model.fusion.get_weights())
+    # The likelihood fit weighs the tables for calibrated probabilities; the ranking the shop
+    # sees may prefer another share: pick the half-life and scale with the best HR@K + MRR@K.
+    # Each batch is encoded once and ranked under every fit's tables (swapping the tables
+    # costs far less than running the towers again per half-life).
+    ranks = {half_life: [] for half_life in fits}
+    for batch in batches():
+        scores = model_scores(*batch)
+        for half_life, (_, weights) in fits.items():
+            model.fusion.set_weights(weights)
+            ranks[half_life].append(target_ranks(*scores).numpy())
+    k, candidates, best = max(VALIDATION_KS), {}, None
+    for half_life, (result, weights) in fits.items():
+        ranks_by_scale = np.concatenate(ranks[half_life], axis=1)
+        quality = [(at <= k).mean() + np.where(at <= k, 1.0 / at, 0.0).mean() for at in ranks_by_scale]
         candidates[half_life] = dict(zip(FUSION_TABLE_SCALES, np.round(quality, 4).tolist()))
         scale = int(np.argmax(quality))
         if best is None or quality[scale] > best[0]:
-            model.fusion.table_log_scale.assign(np.log(FUSION_TABLE_SCALES[scale]))
-            best = (quality[scale], half_life, FUSION_TABLE_SCALES[scale], model.fusion.get_weights(), result)
+            best = (quality[scale], half_life, FUSION_TABLE_SCALES[scale], weights, result)
     _, half_life, scale, weights, result = best
     model.fusion.set_weights(weights)
+    model.fusion.table_log_scale.assign(np.log(scale))
     model.config = dataclasses.replace(model.config, neighbour_half_lives=(half_life,))
     return {**result, "half_life": half_life, "table_scale": scale,
             f"validation HR@{k} + MRR@{k} by half-life and table scale": candidates}
