@@ -145,6 +145,12 @@ class RetrievalModule(tf.Module):
         self.temperature = model.config.temperature
         self.item_ids = tf.constant(model.vocab.item_ids)
 
+    def snapshot_catalogs(self, model: SessionRetrievalModel) -> None:
+        """Takes the catalog embeddings again from the weights of ``model`` (the one this module
+        was built from) as they are now: what a new module would hold, without tracing ``retrieve`` again."""
+        for catalog, member in zip(self.catalogs, model.members, strict=True):
+            catalog.assign(model.catalog_embeddings(member))
+
     def members(self) -> list:
         """``(session_encoder, repeat_head, catalog)`` of every ensemble member."""
         return list(zip(self.session_encoders, self.repeat_heads, self.catalogs, strict=True))

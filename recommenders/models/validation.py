@@ -41,15 +41,18 @@ def validation_cases(validation_events: pd.DataFrame, max_cases: int | None, see
     return make_next_item_cases(validation_events).subset(max_cases, seed)
 
 
-def retrieval_metrics(model, cases, ks, max_length: int) -> dict[str, float]:
-    """``val_HR@k`` and ``val_MRR@k`` for each k in ``ks`` of a retrieval model through its ``retrieve`` signature."""
+def retrieval_metrics(model, cases, ks, max_length: int, module=None) -> dict[str, float]:
+    """``val_HR@k`` and ``val_MRR@k`` for each k in ``ks`` of a retrieval model through its ``retrieve`` signature.
+
+    ``module``: a ``RetrievalModule`` of ``model`` whose catalog embeddings are current
+    (default: a new one, which snapshots them).
+    """
     from recommenders.evaluation.harness import evaluate
     from recommenders.models.inference import SignatureRecommender
     from recommenders.models.serving_modules import RetrievalModule
 
-    # A fresh module each call: it snapshots the catalog embeddings of the weights as they are now.
     # The tf.function holds its module weakly: keep the module alive while it is called.
-    module = RetrievalModule(model, max_length)
+    module = module or RetrievalModule(model, max_length)
     report = evaluate({"model": SignatureRecommender(module.retrieve, max_length)}, cases, k_values=tuple(ks),
                       catalog_size=model.vocab.num_items, show_progress=False)
     values = report.result("model").metrics
@@ -63,13 +66,22 @@ class RetrievalValidation(tf.keras.callbacks.Callback):
     the callbacks in order, so those that follow (``History`` and the progress bar too)
     see the added metrics.
     Costs one ``retrieve`` pass over ``cases`` per epoch; keep them bounded
-    (``TrainConfig.max_validation_cases``).
+    (``TrainConfig.max_validation_cases``). One ``RetrievalModule`` serves every epoch,
+    its catalog embeddings taken again each time: ``retrieve`` is traced once per fit.
     """
 
     def __init__(self, cases, max_length: int, ks=VALIDATION_KS):
         super().__init__()
         self.cases, self.max_length, self.ks = cases, max_length, tuple(ks)
+        self.module, self.module_model = None, None
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs.update(retrieval_metrics(self.model, self.cases, self.ks, self.max_length))
+        from recommenders.models.serving_modules import RetrievalModule
+
+        if logs is None:
+            return
+        if self.module_model is self.model:
+            self.module.snapshot_catalogs(self.model)
+        else:
+            self.module, self.module_model = RetrievalModule(self.model, self.max_length), self.model
+        logs.update(retrieval_metrics(self.model, self.cases, self.ks, self.max_length, self.module))
