@@ -199,6 +199,10 @@ def fit(model, train_events, validation_events, train_config: TrainConfig, monit
     steps_per_epoch = batches_per_epoch(sequences, train_config.batch_size, bucket_by_length=True)
     with model.distribute_strategy.scope():  # the optimizer's state, the moving average too, lives on every replica
         optimizer = make_optimizer(train_config, steps_per_epoch)
+        # Every variable exists before the first step: a tf.function whose first call creates
+        # variables (the layers', the optimizer's slots) is traced twice, seconds each here.
+        build_variables(model, train_events, train_config.max_length, neighbour_folds)
+        optimizer.build(model.trainable_variables)
     optimizer.iterations.assign(initial_epoch * steps_per_epoch)  # BackupAndRestore, when resuming, overrides it
     start = StreamStart(optimizer)
     train = _sharded_by_data(resumable_stream(train, start))
@@ -236,17 +240,23 @@ def kept_epochs(history, train_config: TrainConfig, monitor: str) -> int:
     return history.epoch[-1] + 1
 
 
+def build_variables(model, train_events, max_length: int, neighbour_folds: int = 0) -> None:
+    """Creates every variable of ``model`` (in the current strategy scope): one loss
+    computation on a batch of the first 8 training sessions."""
+    first_sessions = train_events["session_id"].drop_duplicates().head(8)
+    sample = _sequences(train_events[train_events["session_id"].isin(first_sessions)], max_length, "training")
+    model.compute_loss(next(iter(to_dataset(sample, 8, neighbour_folds=neighbour_folds))), training=True)
+
+
 def saved_weights(directory, train_events, max_length: int):
     """An ``initial_weights`` warm start: the weights :func:`save_trained` wrote to ``directory``.
 
-    The model is built first (one loss computation on a few training sessions), so the
-    weights are in place before training starts instead of restored lazily inside its first
-    step; every model variable must be found in the saved weights.
+    The model is built first (:func:`build_variables`), so the weights are in place before
+    training starts instead of restored lazily inside its first step; every model variable
+    must be found in the saved weights.
     """
     def load(model):
-        first_sessions = train_events["session_id"].drop_duplicates().head(8)
-        sample = _sequences(train_events[train_events["session_id"].isin(first_sessions)], max_length, "training")
-        model.compute_loss(sample.features(), training=True)
+        build_variables(model, train_events, max_length)
         model.load_weights(str(Path(directory) / "weights")).assert_existing_objects_matched().expect_partial()
 
     return load

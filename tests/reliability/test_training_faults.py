@@ -66,12 +66,16 @@ def assert_resumes_exactly(shop, backup, train_config):
                               bucket_by_length=True)
     assert steps >= 4, "the small shop must give several batches per epoch for a mid-epoch kill"
     kill_at = steps + steps // 2 + 1  # in the middle of the second epoch, past a backup
+    # Backups every half epoch (at least every 2 steps): the last before the kill is still in
+    # the second epoch, and a backup is a checkpoint write (seconds each under MirroredStrategy).
+    backup_every_steps = max(2, steps // 2)
 
     reference = _train(shop, train_config)
     with pytest.raises(Killed):
-        _train(shop, train_config, backup_dir=backup, backup_every_steps=2, extra_callbacks=[KillAfter(kill_at)])
+        _train(shop, train_config, backup_dir=backup, backup_every_steps=backup_every_steps,
+               extra_callbacks=[KillAfter(kill_at)])
     assert any(backup.rglob("*.index")), "the killed run left no backup to resume from"
-    resumed = _train(shop, train_config, backup_dir=backup, backup_every_steps=2)
+    resumed = _train(shop, train_config, backup_dir=backup, backup_every_steps=backup_every_steps)
 
     assert int(resumed.optimizer.iterations.numpy()) == int(reference.optimizer.iterations.numpy()) == 2 * steps
     for expected, actual in zip(reference.get_weights(), resumed.get_weights()):
