@@ -27,9 +27,11 @@ from serving import contract
 MODEL = contract.RECOMMEND_MODEL
 BASE_DAYS = 7
 SESSIONS_PER_DAY = 120
+# One table half-life for the fusion gate (not a choice among four): the drill is about the release.
 TINY_RUN = {
     "train": {"epochs": 1, "batch_size": 64, "early_stopping_patience": 0, "verbose": 0},
-    "retrieval": {"embedding_dim": 16, "feature_dim": 4, "lstm_units": 16, "output_dim": 16, "extra_negatives": 64},
+    "retrieval": {"embedding_dim": 16, "feature_dim": 4, "lstm_units": 16, "output_dim": 16, "extra_negatives": 64,
+                  "neighbour_half_lives": [0.0]},
     "ranking": {"embedding_dim": 16, "feature_dim": 4, "lstm_units": 16, "output_dim": 16, "deep_units": [16]},
 }
 
