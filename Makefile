@@ -21,7 +21,7 @@ demo: setup
 # Lint first: it takes a second and names the line, before minutes of tests.
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 clean:
 	rm -rf $(VENV) runs artifacts .pytest_cache

@@ -21,28 +21,6 @@ TEST_RUN_CONFIG = {
 }
 
 
-# The files with the longest tests, longest first (CI's --durations at 16074e8, seconds on
-# 2 busy CPUs): pytest-xdist hands whole files to whichever worker is free (--dist loadfile;
-# the Makefile's --no-loadscope-reorder keeps this order instead of sorting files by how
-# many tests they have), and a long file handed out last leaves the other worker idle.
-LONGEST_FILES = (
-    "tests/models/test_distribute.py",  # mirrored checks 157 + two workers 185
-    "tests/models/test_trained_models.py",  # the trained run, 166, which later files share
-    "tests/reliability/test_freshness_drill.py",  # 162
-    "tests/tuning/test_search.py",  # 87 + 52
-    "tests/reliability/test_training_faults.py",  # 71 + 51
-    "tests/serving/test_real_models_end_to_end.py",  # 65 + 44
-    "tests/tuning/test_warm_start.py",  # 82
-    "tests/models/test_mixed_precision.py",  # 51
-)
-
-
-def pytest_collection_modifyitems(items):
-    """Longest files first (:data:`LONGEST_FILES`), every other file after them in collection order."""
-    rank = {path: position for position, path in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONGEST_FILES)))
-
-
 def _shared_root(tmp_path_factory) -> Path:
     base = tmp_path_factory.getbasetemp()
     # Under xdist each worker's basetemp is a child of one directory unique to this run.
