@@ -52,7 +52,8 @@ def retrieval_metrics(model, cases, ks, max_length: int, module=None) -> dict[st
     from recommenders.models.serving_modules import RetrievalModule
 
     # The tf.function holds its module weakly: keep the module alive while it is called.
-    module = module or RetrievalModule(model, max_length)
+    if module is None:
+        module = RetrievalModule(model, max_length)
     report = evaluate({"model": SignatureRecommender(module.retrieve, max_length)}, cases, k_values=tuple(ks),
                       catalog_size=model.vocab.num_items, show_progress=False)
     values = report.result("model").metrics
