@@ -336,16 +336,15 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
             ranks.append(1 + tf.reduce_sum(tf.cast(fused > tf.gather(fused, columns, batch_dims=1)[:, tf.newaxis], tf.int32), -1))
         return tf.stack(ranks)
 
-    def batches():
-        for first in range(0, len(cases), batch_size):
-            batch = cases.take(np.arange(first, min(first + batch_size, len(cases))))
-            yield as_tensors(session_inputs(batch, train_config.max_length)), tf.constant(batch.targets.astype(str))
-
-    first = next(batches())
-    model_scores = traced_for_any_shape(model_scores, *first)
-    target_ranks = traced_for_any_shape(target_ranks, *model_scores(*first))
+    # Both passes read the same batches: prepared once.
+    batches = []
+    for first in range(0, len(cases), batch_size):
+        batch = cases.take(np.arange(first, min(first + batch_size, len(cases))))
+        batches.append((as_tensors(session_inputs(batch, train_config.max_length)), tf.constant(batch.targets.astype(str))))
+    model_scores = traced_for_any_shape(model_scores, *batches[0])
+    target_ranks = traced_for_any_shape(target_ranks, *model_scores(*batches[0]))
     parts = []
-    for batch in batches():
+    for batch in batches:
         log_p, state, items, columns = model_scores(*batch)
         parts.append([tf.gather(log_p, columns, batch_dims=1).numpy(), state.numpy(), items.numpy(), columns.numpy()])
     log_model, state, items, columns = (np.concatenate([part[i] for part in parts]) if i != 2 else
@@ -362,7 +361,7 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
     # Each batch is encoded once and ranked under every fit's tables (swapping the tables
     # costs far less than running the towers again per half-life).
     ranks = {half_life: [] for half_life in fits}
-    for batch in batches():
+    for batch in batches:
         scores = model_scores(*batch)
         for half_life, (_, weights) in fits.items():
             model.fusion.set_weights(weights)
