@@ -74,15 +74,18 @@ class RetrievalValidation(tf.keras.callbacks.Callback):
     def __init__(self, cases, max_length: int, ks=VALIDATION_KS):
         super().__init__()
         self.cases, self.max_length, self.ks = cases, max_length, tuple(ks)
-        self.module, self.module_model = None, None
+        self.module = None
+
+    def on_train_begin(self, logs=None):
+        self.module = None  # this fit's model gets its own module, at the first epoch's end
 
     def on_epoch_end(self, epoch, logs=None):
         from recommenders.models.serving_modules import RetrievalModule
 
         if logs is None:
             return
-        if self.module_model is self.model:
-            self.module.snapshot_catalogs(self.model)
+        if self.module is None:
+            self.module = RetrievalModule(self.model, self.max_length)
         else:
-            self.module, self.module_model = RetrievalModule(self.model, self.max_length), self.model
+            self.module.snapshot_catalogs(self.model)
         logs.update(retrieval_metrics(self.model, self.cases, self.ks, self.max_length, self.module))
