@@ -4,8 +4,9 @@ Trains the retrieval model once (the dataset's run config, fusion on), then scor
 test prefix with full ranking for each combination of the score's components: the
 catalog softmax, the repeat head's pointer, each neighbour table and the
 session-conditioned fusion gate (each table subset gets its own gate fit on validation,
-as training fits the full one), the tables' recency decay, and serving tables that also
-count the validation sessions (what a trained run serves) or not. Every row is split into test cases whose next item is a
+as training fits the full one), the tables' recency decay, the popularity shift counted
+with them, and serving tables that also count the validation sessions (what a trained run
+serves) or not. Every row is split into test cases whose next item is a
 re-visit (already in the session) and new items.
 
     .venv/bin/python benchmarks/fusion_ablation.py --dataset diginetica   # ~40 min on 2 CPUs
@@ -90,14 +91,16 @@ def run(args) -> dict:
         print(f"  gate fitted for {tables}: {fit}", flush=True)
         (chosen,) = model.config.neighbour_half_lives
         served = ItemNeighbours.build(seen, vocab.item_ids, specs, chosen)
-        fusion.set_neighbours(ItemNeighbours({name: served.tables[name] for name in tables}))
+        fusion.set_neighbours(ItemNeighbours({name: served.tables[name] for name in tables}, served.popularity_shift))
         return fusion
 
-    def default_with(tables):
-        """The trained default gate serving ``tables``."""
+    def default_with(tables, popularity_shift=True):
+        """The trained default gate serving ``tables`` (with their popularity shift, or none)."""
         fusion = NeighbourFusion.from_config(full_fusion.get_config())
         fusion.set_weights(full_fusion.get_weights())
         fusion.set_neighbours(tables)
+        if not popularity_shift:
+            fusion.popularity_weight.assign(0.0)
         return fusion
 
     variants = {
@@ -107,6 +110,7 @@ def run(args) -> dict:
         "+ repeat + all tables, gate without session state": (True, lambda: fusion_of(names, StatelessGateFusion)),
         "+ repeat + all tables, no recency decay": (True, lambda: fusion_of(names, half_lives=(0.0,))),
         "+ repeat + all tables, served without the validation sessions": (True, lambda: default_with(fit_tables)),
+        "+ repeat + all tables, no popularity shift": (True, lambda: default_with(served_tables, popularity_shift=False)),
         "+ repeat + all tables, session-conditioned gate (default)": (True, lambda: default_with(served_tables)),
     }
     rows = {}
@@ -157,7 +161,8 @@ def markdown(result: dict) -> str:
     fit = result["fusion_fit"]
     lines += ["", f"Default gate: fitted in {fit['epochs']} epochs on {fit['examples']:,} validation next items "
               f"(held-out log-likelihood {fit['model']:.3f} model alone, {fit['fitted']:.3f} fused); table half-life "
-              f"{fit.get('half_life', 0.0)} of the training span and table scale {fit['table_scale']} chosen on "
+              f"{fit.get('half_life', 0.0)} of the training span, table scale {fit['table_scale']} and popularity shift "
+              f"weight {fit.get('popularity_weight', 0.0)} chosen on "
               f"validation HR@{K} + MRR@{K}.", ""]
     return "\n".join(lines)
 

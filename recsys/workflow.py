@@ -236,7 +236,8 @@ def train_models(train_events, validation_events, catalog, vocab, run_dir, confi
             print(f"fusion gate fitted on {metrics['fusion']['examples']:,} validation next items: log-likelihood "
                   f"{metrics['fusion']['model']:.3f} (model alone) -> {metrics['fusion']['fitted']:.3f}, "
                   f"table half-life {metrics['fusion']['half_life']} of the training span, "
-                  f"table scale {metrics['fusion']['table_scale']}", flush=True)
+                  f"table scale {metrics['fusion']['table_scale']}, popularity shift weight "
+                  f"{metrics['fusion']['popularity_weight']}", flush=True)
     if chief:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
         metrics["recommend"] = fit_blend_run(run_dir, validation_events, config.recommend)

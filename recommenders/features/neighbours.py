@@ -23,6 +23,14 @@ tenth to a fifth of the span over no decay (README). ``half_life`` is a share of
 not days, so the same candidates fit a shop with a week of logs and one with a year;
 :func:`recommenders.models.training.fit_fusion` chooses it on validation.
 
+The same recency shifts item popularity. A model trained on every session alike learns
+how often each item is clicked over the whole span; the next sessions click what is
+popular now. Under that label shift (what an item's sessions look like stays, how often it
+is the answer moves), ``P_next(j | session) ~ P_train(j | session) * P_recent(j) / P_all(j)``:
+:func:`popularity_shift` is ``log(P_recent(j) / P_all(j))`` per item, counted from the same
+sessions with the same half-life as the tables (0 without recency), and the fusion layer
+adds a fitted multiple of it to the fused score (``recommenders/models/fusion.py``).
+
 Memory is ``num_items * max_neighbours * 8`` bytes per table (int32 index + float32
 weight): 17 MB for Diginetica's 43,097 items at 50 neighbours, 400 MB for a million items.
 It grows linearly with the catalog, never with the number of sessions.
@@ -80,6 +88,26 @@ def recency_weights(timestamps, owner: np.ndarray, half_life: float) -> np.ndarr
     session_end = pd.Series(seconds).groupby(owner).transform("max").to_numpy()
     span = max(seconds.max() - seconds.min(), 1.0) if len(seconds) else 1.0
     return 0.5 ** ((session_end.max(initial=0.0) - session_end) / (half_life * span))
+
+
+def popularity_shift(items: np.ndarray, num_items: int, event_weights: np.ndarray) -> np.ndarray:
+    """``log(P_recent(j) / P_all(j))`` per item [num_items] float32, see the module docstring.
+
+    ``items`` [N] are the events' item positions and ``event_weights`` [N] their sessions'
+    recency weights (:func:`recency_weights`). Each share counts one more click per item
+    (Laplace): an item clicked rarely moves little, and the recent share, counted from
+    fewer effective clicks, is the flatter, so items rarely clicked overall gain a little
+    against the most popular ones. (On Diginetica, one model: test MRR@20 0.02-0.07 above
+    shares rescaled so that an unclicked item keeps its share; README.)
+
+    Item 0 was clicked early (weight 0.25), item 1 late (weight 1), item 2 never:
+
+    >>> np.exp(popularity_shift(np.array([0, 0, 1, 1]), 3, np.array([0.25, 0.25, 1.0, 1.0]))).astype(float).round(3).tolist()
+    [0.636, 1.273, 1.273]
+    """
+    recent = np.bincount(items, event_weights, minlength=num_items) + 1.0
+    overall = np.bincount(items, minlength=num_items) + 1.0
+    return np.log((recent / recent.sum()) / (overall / overall.sum())).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +207,9 @@ class ItemNeighbours:
     """
 
     tables: dict[str, NeighbourTable]
+    # [num_items] float32, :func:`popularity_shift` of the counted sessions; None when
+    # they were counted without recency (every session alike: nothing shifts).
+    popularity_shift: np.ndarray | None = None
 
     @classmethod
     def build(cls, events: pd.DataFrame, item_ids: Sequence[str], specs: Sequence[NeighbourSpec],
@@ -201,7 +232,7 @@ class ItemNeighbours:
             spec = spec.validate()
             tables[spec.name] = NeighbourTable.from_events(items, owner, len(item_ids), spec.window, spec.both_directions,
                                                            spec.decay, spec.max_neighbours, event_weights)
-        return cls(tables)
+        return cls(tables, None if event_weights is None else popularity_shift(items, len(item_ids), event_weights))
 
     @classmethod
     def build_out_of_fold(cls, events: pd.DataFrame, item_ids: Sequence[str], specs: Sequence[NeighbourSpec],

@@ -15,6 +15,16 @@ whose weights ``g`` come from a session-conditioned softmax gate (the session st
 per table whether the session has neighbours there and how peaked they are). A table with
 no neighbours for a session gets weight 0, so an unknown item falls back to the model.
 
+The served score is that mixture shifted toward what is popular now and renormalized:
+
+    log P_served(j) = log P(j) + w * shift(j) - log sum_j' P(j') * exp(w * shift(j')),
+
+with ``shift(j) = log(P_recent(j) / P_all(j))`` counted with the tables and their recency
+(``popularity_shift`` in ``recommenders/features/neighbours.py``): the towers learn each
+item's popularity over the whole training span, the next sessions click what is popular
+at its end. ``w`` is 0 until :func:`recommenders.models.training.fit_fusion` picks it
+on validation ranking after the gate's fit; tables counted without recency shift nothing.
+
 Why the gate is fitted on held-out sessions, not on the training positions: the tables
 are counted from the training sessions, so on those positions they contain every answer
 and a gate fitted there learns to trust them far beyond what they earn on new sessions.
@@ -83,6 +93,10 @@ class NeighbourFusion(tf.keras.layers.Layer):
         # Added to every table's gate logit: scales the tables' share against the model's
         # (chosen on validation ranking metrics after the likelihood fit, see fit_fusion).
         self.table_log_scale = self.add_weight("table_log_scale", [], tf.float32, "zeros", trainable=False)
+        # Per catalog column, log(P_recent / P_all) of the counted sessions; and its weight w.
+        self.popularity_shift = self.add_weight("popularity_shift", [num_indices - FIRST_ITEM_INDEX], tf.float32,
+                                                "zeros", trainable=False)
+        self.popularity_weight = self.add_weight("popularity_weight", [], tf.float32, "zeros", trainable=False)
         self.gate_hidden.build([None, state_dim + 2 * len(self.table_names)])
         self.gate.build([None, units])
         # The towers' optimizer never updates these weights: :func:`fit_gate` fits them on held-out sessions.
@@ -95,9 +109,11 @@ class NeighbourFusion(tf.keras.layers.Layer):
         self.weights_table.assign(weights)
 
     def set_neighbours(self, neighbours: ItemNeighbours) -> None:
-        """Loads this layer's tables from ``neighbours`` (built over the model's vocabulary)."""
+        """Loads this layer's tables and popularity shift from ``neighbours`` (built over the model's vocabulary)."""
         self.set_tables([neighbours.tables[name].indices for name in self.table_names],
                         [neighbours.tables[name].weights for name in self.table_names])
+        shift = neighbours.popularity_shift
+        self.popularity_shift.assign(np.zeros(self.popularity_shift.shape, np.float32) if shift is None else shift)
 
     def _position_weights(self, items):
         """Per table and position, ``a(t)`` for positions holding items that have neighbours: [B, tables, T]."""
@@ -144,21 +160,85 @@ class NeighbourFusion(tf.keras.layers.Layer):
         return tf.nn.log_softmax(tf.where(allowed, logits, -1e9), axis=-1)
 
     def call(self, log_model, state, items, table_log_scale=None):
-        """``log P(j)`` [B, C] of the fused distribution, from the model's log-probabilities ``log_model`` [B, C]."""
+        """``log P_served(j)`` [B, C] of the fused distribution, from the model's log-probabilities ``log_model`` [B, C]."""
         columns, mass, evidence = self.session_neighbours(items)
         log_gate = self.gate_log_weights(state, evidence, table_log_scale)
         gated_mass = tf.exp(log_gate[:, 1:, tf.newaxis]) * mass
         batch = tf.shape(columns)[0]
-        return log_mix_sparse(log_model + log_gate[:, :1], tf.reshape(columns, [batch, -1]), tf.reshape(gated_mass, [batch, -1]))
+        fused = log_mix_sparse(log_model + log_gate[:, :1], tf.reshape(columns, [batch, -1]), tf.reshape(gated_mass, [batch, -1]))
+        return tf.nn.log_softmax(fused + self.popularity_weight * self.popularity_shift)
 
     def log_likelihood(self, log_model_target, state, items, target_columns):
-        """``log P(target)`` [N] of the fused distribution, given the model's ``log P_model(target)`` [N]."""
+        """``log P(target)`` [N] of the fused distribution before the popularity shift (fitted
+        after the gate), given the model's ``log P_model(target)`` [N]."""
         columns, mass, evidence = self.session_neighbours(items)
         log_gate = self.gate_log_weights(state, evidence)
         targets = tf.cast(target_columns, columns.dtype)[:, tf.newaxis, tf.newaxis]
         table_target = tf.reduce_sum(tf.where(tf.equal(columns, targets), mass, 0.0), -1)
         terms = tf.concat([log_model_target[:, tf.newaxis], tf.math.log(table_target + _TINY)], axis=-1) + log_gate
         return tf.reduce_logsumexp(terms, axis=-1)
+
+    def target_ranks(self, log_model, state, items, target_columns, table_log_scales, popularity_weights):
+        """The target's rank in the served distribution under each setting: ``[settings, B]`` int32.
+
+        ``log_model`` [B, C], ``state`` [B, D], ``items`` [B, T] and ``target_columns`` [B]
+        as in :meth:`call` and :meth:`log_likelihood`; setting ``i`` is ``table_log_scales[i]``
+        and ``popularity_weights[i]`` in place of the layer's. The rank is 1 + the number
+        of catalog items scored strictly above the target, as ranking ``call``'s output
+        would give, without building that output per setting: the tables touch at most
+        ``tables * T * M`` columns of a session, and every other column keeps the model's
+        score plus the model's gate weight and its popularity shift. So one dense
+        comparison per setting counts the others, and the touched columns are summed once
+        and counted apart.
+        """
+        columns, mass, evidence = self.session_neighbours(items)  # [B, tables, S]
+        catalog = tf.cast(tf.shape(log_model)[1], tf.int64)
+        rows = tf.broadcast_to(tf.range(tf.shape(columns)[0])[:, tf.newaxis, tf.newaxis], tf.shape(columns))
+        tables = tf.broadcast_to(tf.range(len(self.table_names))[tf.newaxis, :, tf.newaxis], tf.shape(columns))
+        valid = (columns >= 0) & (mass > 0)
+        keys = tf.cast(tf.boolean_mask(rows, valid), tf.int64) * catalog + tf.cast(tf.boolean_mask(columns, valid), tf.int64)
+        # The touched (row, column) pairs once each, with their mass per table summed: [U, tables].
+        touched, slot = tf.unique(keys)
+        touched_rows = tf.cast(touched // catalog, tf.int32)
+        touched_mass = tf.reshape(tf.math.unsorted_segment_sum(
+            tf.boolean_mask(mass, valid), slot * len(self.table_names) + tf.boolean_mask(tables, valid),
+            tf.size(touched) * len(self.table_names)), [-1, len(self.table_names)])
+        touched_columns = tf.cast(touched % catalog, tf.int32)
+        touched_model = tf.gather_nd(log_model, tf.stack([touched_rows, touched_columns], -1))
+        # The target is never above itself; left out of both counts, so rounding cannot put it there.
+        not_target = tf.not_equal(touched_columns, tf.gather(tf.cast(target_columns, tf.int32), touched_rows))
+        targets = tf.cast(target_columns, columns.dtype)
+        target_mass = tf.reduce_sum(tf.where(tf.equal(columns, targets[:, tf.newaxis, tf.newaxis]), mass, 0.0), -1)
+        target_model = tf.gather(log_model, target_columns, batch_dims=1)
+        batch = tf.shape(log_model)[0]
+
+        def rank(setting):
+            log_gate = self.gate_log_weights(state, evidence, setting[0])
+            model_weight, table_weights = log_gate[:, 0], tf.exp(log_gate[:, 1:])
+            shift = setting[1] * self.popularity_shift  # [C]
+            target_shift, touched_shift = tf.gather(shift, target_columns), tf.gather(shift, touched_columns)
+
+            def fused(model_part, table_mass, weights, shift):
+                extra = tf.reduce_sum(table_mass * weights, -1)
+                return tf.where(extra > 0, tf.reduce_logsumexp(tf.stack(
+                    [model_part + shift, tf.math.log(tf.maximum(extra, _TINY))]), 0), model_part + shift)
+
+            target = fused(target_model, target_mass, table_weights, model_weight) + target_shift  # [B]
+            # An untouched column is above the target when its shifted model score is above this.
+            threshold = target - model_weight
+            above = (tf.reduce_sum(tf.cast(log_model + shift > threshold[:, tf.newaxis], tf.int32), -1)
+                     - tf.cast(target_model + target_shift > threshold, tf.int32))
+            touched_target, touched_threshold = tf.gather(target, touched_rows), tf.gather(threshold, touched_rows)
+            touched_fused = touched_shift + fused(touched_model, touched_mass, tf.gather(table_weights, touched_rows),
+                                                  tf.gather(model_weight, touched_rows))
+            # Touched columns were counted by their model score; count them by their fused one instead.
+            correction = tf.cast(not_target & (touched_fused > touched_target), tf.int32) - tf.cast(
+                not_target & (touched_model + touched_shift > touched_threshold), tf.int32)
+            return 1 + above + tf.math.unsorted_segment_sum(correction, touched_rows, batch)
+
+        settings = tf.stack([tf.convert_to_tensor(table_log_scales, tf.float32),
+                             tf.convert_to_tensor(popularity_weights, tf.float32)], axis=-1)
+        return tf.map_fn(rank, settings, fn_output_signature=tf.int32)
 
     def get_config(self):
         return {**super().get_config(), "table_names": self.table_names, "num_indices": self.num_indices,

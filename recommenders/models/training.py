@@ -15,6 +15,7 @@ configurations differ most.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
@@ -38,6 +39,9 @@ tf = tensorflow()
 
 # Multipliers of the neighbour tables' fitted share tried on validation (fit_fusion).
 FUSION_TABLE_SCALES = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+# Weights of the popularity shift tried with each scale (fit_fusion; models/fusion.py).
+# 1 is the full label-shift correction; 0 (first: kept on ties) none.
+POPULARITY_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 RETRIEVAL_MONITOR = f"val_MRR@{max(VALIDATION_KS)}"
 RANKING_MONITOR = "val_click_auc"
 # The moving average of the weights (TrainConfig.weight_averaging) spans at most this share of an epoch.
@@ -304,12 +308,14 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
     out. For every half-life of ``model.config.neighbour_half_lives`` the tables are counted
     with that recency and the gate fitted from the same start; the half-life and table
     scale with the best validation HR@K + MRR@K are kept, and ``model.config`` then names
-    only that half-life (what :func:`count_served_tables` recounts with). When the tables
+    only that half-life (what :func:`count_served_tables` recounts with). The weight of the
+    popularity shift counted with the tables is chosen with the scale, from
+    ``POPULARITY_WEIGHTS``, after the gate's likelihood fit (which it does not enter). When the tables
     the model holds on entry are counted on ``train_events`` with ``counted_half_life``,
     that candidate uses them instead of counting again (training counts them once without
     recency to validate the fused score while it trains). Returns what
     :func:`recommenders.models.fusion.fit_gate` returns for the kept fit, the chosen
-    ``half_life`` and ``table_scale``, and the validation quality of every candidate.
+    ``half_life``, ``table_scale`` and ``popularity_weight``, and the validation quality of every candidate.
     """
     from recommenders.evaluation.cases import make_next_item_cases
     from recommenders.models.inference import as_tensors, session_inputs
@@ -328,13 +334,12 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
         log_p, state, items = catalog_log_probabilities(module.members(), None, module.temperature, features)
         return log_p, state, items, model.item_encoder.lookup(target_ids) - FIRST_ITEM_INDEX
 
+    settings = list(itertools.product(FUSION_TABLE_SCALES, POPULARITY_WEIGHTS))
+
     def target_ranks(log_p, state, items, columns):
-        """[len(FUSION_TABLE_SCALES), B]: the target's rank under each table scale, with the tables loaded now."""
-        ranks = []
-        for scale in FUSION_TABLE_SCALES:
-            fused = model.fusion(log_p, state, items, table_log_scale=tf.math.log(scale))
-            ranks.append(1 + tf.reduce_sum(tf.cast(fused > tf.gather(fused, columns, batch_dims=1)[:, tf.newaxis], tf.int32), -1))
-        return tf.stack(ranks)
+        """[len(settings), B]: the target's rank under each (table scale, popularity weight), with the tables loaded now."""
+        scales, popularity_weights = np.array(settings, np.float32).T
+        return model.fusion.target_ranks(log_p, state, items, columns, np.log(scales), popularity_weights)
 
     # Both passes read the same batches: prepared once.
     batches = []
@@ -349,6 +354,7 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
         parts.append([tf.gather(log_p, columns, batch_dims=1).numpy(), state.numpy(), items.numpy(), columns.numpy()])
     log_model, state, items, columns = (np.concatenate([part[i] for part in parts]) if i != 2 else
                                         _right_padded([part[i] for part in parts]) for i in range(4))
+    model.fusion.popularity_weight.assign(0.0)  # the gate is fitted without the shift
     start, specs, fits = model.fusion.get_weights(), model.config.neighbour_specs(), {}
     for half_life in model.config.neighbour_half_lives:
         model.fusion.set_weights(start)  # the tables are weights too: back to the ones counted on entry
@@ -357,7 +363,8 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
         result = fit_gate(model.fusion, log_model, state, items, columns, seed=train_config.seed)
         fits[half_life] = (result, model.fusion.get_weights())
     # The likelihood fit weighs the tables for calibrated probabilities; the ranking the shop
-    # sees may prefer another share: pick the half-life and scale with the best HR@K + MRR@K.
+    # sees may prefer another share: pick the half-life, scale and popularity weight with the
+    # best HR@K + MRR@K.
     # Each batch is encoded once and ranked under every fit's tables (swapping the tables
     # costs far less than running the towers again per half-life).
     ranks = {half_life: [] for half_life in fits}
@@ -368,18 +375,21 @@ def fit_fusion(model: SessionRetrievalModel, train_events, validation_events, tr
             ranks[half_life].append(target_ranks(*scores).numpy())
     k, candidates, best = max(VALIDATION_KS), {}, None
     for half_life, (result, weights) in fits.items():
-        ranks_by_scale = np.concatenate(ranks[half_life], axis=1)
-        quality = [(at <= k).mean() + np.where(at <= k, 1.0 / at, 0.0).mean() for at in ranks_by_scale]
-        candidates[half_life] = dict(zip(FUSION_TABLE_SCALES, np.round(quality, 4).tolist()))
-        scale = int(np.argmax(quality))
-        if best is None or quality[scale] > best[0]:
-            best = (quality[scale], half_life, FUSION_TABLE_SCALES[scale], weights, result)
-    _, half_life, scale, weights, result = best
+        ranks_by_setting = np.concatenate(ranks[half_life], axis=1)
+        quality = [(at <= k).mean() + np.where(at <= k, 1.0 / at, 0.0).mean() for at in ranks_by_setting]
+        candidates[half_life] = {scale: {} for scale in FUSION_TABLE_SCALES}
+        for (scale, popularity_weight), value in zip(settings, np.round(quality, 4).tolist()):
+            candidates[half_life][scale][popularity_weight] = value
+        chosen = int(np.argmax(quality))
+        if best is None or quality[chosen] > best[0]:
+            best = (quality[chosen], half_life, settings[chosen], weights, result)
+    _, half_life, (scale, popularity_weight), weights, result = best
     model.fusion.set_weights(weights)
     model.fusion.table_log_scale.assign(np.log(scale))
+    model.fusion.popularity_weight.assign(popularity_weight)
     model.config = dataclasses.replace(model.config, neighbour_half_lives=(half_life,))
-    return {**result, "half_life": half_life, "table_scale": scale,
-            f"validation HR@{k} + MRR@{k} by half-life and table scale": candidates}
+    return {**result, "half_life": half_life, "table_scale": scale, "popularity_weight": popularity_weight,
+            f"validation HR@{k} + MRR@{k} by half-life, table scale and popularity weight": candidates}
 
 
 def count_served_tables(model, events) -> None:

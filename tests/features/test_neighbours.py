@@ -88,6 +88,19 @@ def test_recency_weighs_each_session_by_its_age_over_the_half_life():
     assert undecayed.weights[0] == pytest.approx([2 / 3, 1 / 3])
 
 
+def test_the_popularity_shift_is_counted_with_the_tables_recency():
+    # The sessions above: clicks a 0.25 + 0.5 + 1, b 0.25 + 1, c 0.5 (recency weights), each
+    # plus one, of 6.5; plain a 3, b 2, c 1, each plus one, of 9.
+    events = pd.DataFrame({"session_id": ["old", "old", "mid", "mid", "new", "new"],
+                           "item_id": ["a", "b", "a", "c", "a", "b"],
+                           "timestamp": pd.to_datetime([0, 0, 40, 50, 90, 100], unit="s")})
+    specs = [NeighbourSpec("transitions")]
+    shift = ItemNeighbours.build(events, ["a", "b", "c"], specs, half_life=0.5).popularity_shift
+    recent, overall = np.array([2.75, 2.25, 1.5]) / 6.5, np.array([4, 3, 2]) / 9
+    assert np.exp(shift) == pytest.approx(recent / overall)
+    assert ItemNeighbours.build(events, ["a", "b", "c"], specs).popularity_shift is None, "no recency, no shift"
+
+
 def test_a_bad_half_life_is_named():
     from recommenders.features.neighbours import recency_weights
 

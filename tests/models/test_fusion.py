@@ -67,6 +67,44 @@ def test_the_likelihood_of_a_target_is_its_fused_probability():
     assert log_likelihood.numpy() == pytest.approx(fused[[0, 1], [2, 1]], abs=1e-6)
 
 
+def test_the_popularity_shift_tilts_the_fused_distribution_by_its_weight():
+    # A session without neighbours over a uniform model: P(j) ~ 1/3 * exp(w * shift(j)).
+    fusion = _fusion(0.1)
+    fusion.popularity_shift.assign(np.log([2.0, 1.0, 0.5]))
+    items = tf.constant([[4, 1, 0]], tf.int64)
+    assert np.exp(fusion(UNIFORM, tf.zeros([1, 4]), items).numpy()[0]) == pytest.approx([1 / 3] * 3), "weight 0: no shift"
+    fusion.popularity_weight.assign(1.0)
+    assert np.exp(fusion(UNIFORM, tf.zeros([1, 4]), items).numpy()[0]) == pytest.approx([2 / 3.5, 1 / 3.5, 0.5 / 3.5])
+
+
+def test_target_ranks_are_the_ranks_in_the_served_scores_under_every_setting():
+    # Two tables over 30 items, sessions with repeated items (one column touched by several
+    # positions and both tables), unknown items and padding; a gate that reads the state;
+    # a popularity shift.
+    rng = np.random.default_rng(0)
+    fusion = NeighbourFusion(["next", "near"], num_indices=32, max_neighbours=4, state_dim=4, units=3)
+    columns = [rng.integers(-1, 30, size=(30, 4)) for _ in range(2)]
+    fusion.set_tables(columns, [np.where(c >= 0, rng.random(c.shape), 0.0) for c in columns])
+    fusion.gate_hidden.kernel.assign(rng.normal(size=fusion.gate_hidden.kernel.shape))
+    fusion.gate.kernel.assign(rng.normal(size=fusion.gate.kernel.shape))
+    items = rng.integers(0, 32, size=(16, 6))
+    items[:, 3] = items[:, 1]  # a re-visit
+    items[0] = [1, 1, 0, 0, 0, 0]  # unknown items only: the model's scores alone
+    items = tf.constant(items, tf.int64)
+    log_model = tf.nn.log_softmax(rng.normal(size=(16, 30)).astype(np.float32))
+    state = tf.constant(rng.normal(size=(16, 4)), tf.float32)
+    targets = tf.constant(rng.integers(0, 30, size=16), tf.int32)
+    fusion.popularity_shift.assign(rng.normal(size=30))
+    scales, popularity_weights = np.log([0.5, 1.0, 3.0, 1.0]).astype(np.float32), np.array([0.0, 0.0, 0.5, 1.0], np.float32)
+    expected = []
+    for scale, weight in zip(scales, popularity_weights):
+        fusion.popularity_weight.assign(weight)
+        fused = fusion(log_model, state, items, table_log_scale=scale)
+        expected.append(1 + tf.reduce_sum(tf.cast(fused > tf.gather(fused, targets, batch_dims=1)[:, None], tf.int32), -1))
+    ranks = fusion.target_ranks(log_model, state, items, targets, scales, popularity_weights)
+    assert ranks.numpy().tolist() == np.stack(expected).tolist()
+
+
 def test_fit_gate_finds_the_mixture_weight_that_maximizes_held_out_likelihood():
     # The model says uniform over 4 items; the table says "next is the successor" (0->1->2->3->0).
     # 70% of targets are the successor, 30% uniform: the best table weight g maximizes

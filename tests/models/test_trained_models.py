@@ -255,7 +255,7 @@ def test_served_neighbour_tables_count_train_and_validation_with_the_chosen_rece
     (half_life,) = models.retrieval_model.config.neighbour_half_lives
     fusion_fit = json.loads((trained_run_dir / "validation_metrics.json").read_text())["fusion"]
     assert fusion_fit["half_life"] == half_life
-    assert set(map(float, fusion_fit["validation HR@20 + MRR@20 by half-life and table scale"])) == set(
+    assert set(map(float, fusion_fit["validation HR@20 + MRR@20 by half-life, table scale and popularity weight"])) == set(
         RetrievalConfig().neighbour_half_lives)
     specs = models.retrieval_model.config.neighbour_specs()
     assert models.ranking_model.config.neighbour_specs() == specs
@@ -268,3 +268,9 @@ def test_served_neighbour_tables_count_train_and_validation_with_the_chosen_rece
             tables = ItemNeighbours.build(events, models.retrieval_model.vocab.item_ids, specs, recency).tables
             counted = np.sort(np.stack([tables[spec.name].weights for spec in specs]), axis=-1)
             assert np.allclose(table, counted) is should_match, model
+    # The popularity shift is counted with the retrieval tables: recounted with them, or 0 without recency.
+    assert fusion_fit["popularity_weight"] == pytest.approx(float(models.retrieval_model.fusion.popularity_weight.numpy()))
+    seen = pd.concat([data.train, data.validation])
+    shift = ItemNeighbours.build(seen, models.retrieval_model.vocab.item_ids, specs, half_life).popularity_shift
+    expected = np.zeros(models.retrieval_model.vocab.num_items) if shift is None else shift
+    assert models.retrieval_model.fusion.popularity_shift.numpy() == pytest.approx(expected)
