@@ -218,10 +218,12 @@ class NeighbourFusion(tf.keras.layers.Layer):
             shift = setting[1] * self.popularity_shift  # [C]
             target_shift, touched_shift = tf.gather(shift, target_columns), tf.gather(shift, touched_columns)
 
-            def fused(model_part, table_mass, weights, shift):
-                extra = tf.reduce_sum(table_mass * weights, -1)
-                return tf.where(extra > 0, tf.reduce_logsumexp(tf.stack(
-                    [model_part + shift, tf.math.log(tf.maximum(extra, _TINY))]), 0), model_part + shift)
+            def fused(log_model_part, table_mass, table_weight, log_model_weight):
+                """The fused log-probability before the shift, from its model part and table masses."""
+                extra = tf.reduce_sum(table_mass * table_weight, -1)
+                model_term = log_model_part + log_model_weight
+                return tf.where(extra > 0, tf.reduce_logsumexp(
+                    tf.stack([model_term, tf.math.log(tf.maximum(extra, _TINY))]), 0), model_term)
 
             target = fused(target_model, target_mass, table_weights, model_weight) + target_shift  # [B]
             # An untouched column is above the target when its shifted model score is above this.
