@@ -153,8 +153,9 @@ def run(args) -> dict:
     if retrieval_model.fusion is not None:
         chosen_weight = retrieval_model.fusion.popularity_weight.numpy()
         retrieval_model.fusion.popularity_weight.assign(0.0)
-        unshifted = evaluate({RETRIEVE_UNSHIFTED: SignatureRecommender(RetrievalModule(retrieval_model, max_length).retrieve,
-                                                                       max_length)},
+        # Held in a name while it is scored: a tf.function method keeps only a weak reference to its module.
+        unshifted_module = RetrievalModule(retrieval_model, max_length)
+        unshifted = evaluate({RETRIEVE_UNSHIFTED: SignatureRecommender(unshifted_module.retrieve, max_length)},
                              cases, (5, 10, 20), catalog_size=vocab.num_items).results
         retrieval_model.fusion.popularity_weight.assign(chosen_weight)
     baselines = evaluate({"popularity": Popularity(), "markov-1": MarkovChain(), "session-knn": SessionKNN()},
