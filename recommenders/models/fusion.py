@@ -173,8 +173,7 @@ class NeighbourFusion(tf.keras.layers.Layer):
         after the gate), given the model's ``log P_model(target)`` [N]."""
         columns, mass, evidence = self.session_neighbours(items)
         log_gate = self.gate_log_weights(state, evidence)
-        targets = tf.cast(target_columns, columns.dtype)[:, tf.newaxis, tf.newaxis]
-        table_target = tf.reduce_sum(tf.where(tf.equal(columns, targets), mass, 0.0), -1)
+        table_target = _target_mass(columns, mass, target_columns)
         terms = tf.concat([log_model_target[:, tf.newaxis], tf.math.log(table_target + _TINY)], axis=-1) + log_gate
         return tf.reduce_logsumexp(terms, axis=-1)
 
@@ -207,8 +206,7 @@ class NeighbourFusion(tf.keras.layers.Layer):
         touched_model = tf.gather_nd(log_model, tf.stack([touched_rows, touched_columns], -1))
         # The target is never above itself; left out of both counts, so rounding cannot put it there.
         not_target = tf.not_equal(touched_columns, tf.gather(tf.cast(target_columns, tf.int32), touched_rows))
-        targets = tf.cast(target_columns, columns.dtype)
-        target_mass = tf.reduce_sum(tf.where(tf.equal(columns, targets[:, tf.newaxis, tf.newaxis]), mass, 0.0), -1)
+        target_mass = _target_mass(columns, mass, target_columns)
         target_model = tf.gather(log_model, target_columns, batch_dims=1)
         batch = tf.shape(log_model)[0]
 
@@ -246,6 +244,13 @@ class NeighbourFusion(tf.keras.layers.Layer):
         return {**super().get_config(), "table_names": self.table_names, "num_indices": self.num_indices,
                 "max_neighbours": self.max_neighbours, "state_dim": self.state_dim, "units": self.units,
                 "max_distance": self.max_distance}
+
+
+def _target_mass(columns, mass, target_columns):
+    """Each table's mass on the session's target: ``[B, tables]``, from :meth:`NeighbourFusion.session_neighbours`'s
+    ``columns`` and ``mass`` [B, tables, S] and the target's catalog column [B]."""
+    targets = tf.cast(target_columns, columns.dtype)[:, tf.newaxis, tf.newaxis]
+    return tf.reduce_sum(tf.where(tf.equal(columns, targets), mass, 0.0), -1)
 
 
 def fit_gate(fusion: NeighbourFusion, log_model_target, state, items, target_columns, seed: int = 0,
