@@ -37,6 +37,7 @@ import recsys_base  # noqa: F401
 RETRIEVE, RECOMMEND = "retrieve (exported)", "recommend (exported, fitted blend)"
 # The served retrieval model scored again with its popularity shift's weight at 0 (models/fusion.py).
 RETRIEVE_UNSHIFTED = "retrieve without the popularity shift (same model)"
+FUSION_CHOICES = ("half_life", "table_scale", "popularity_weight")
 # The tables a --test-grid is scored with: those the blend fit saw, and those the exported models serve.
 TRAINING_TABLES, SERVED_TABLES = "training-split", "served"
 
@@ -173,6 +174,9 @@ def run(args) -> dict:
         "ranking_validation": {name: float(values[-1]) for name, values in histories["ranking"].items()
                                if name.startswith("val_click")},
         "recommend_fit": fit.to_dict(),
+        # What fit_fusion chose on validation (the served half-life, table scale and shift weight).
+        "fusion_fit": {key: histories["retrieval"]["fusion"][key] for key in FUSION_CHOICES}
+        if "fusion" in histories["retrieval"] else None,
         "test_grids": test_grids,
         "latency": latency,
         "peak_rss_mb": peak_rss_mb(),
@@ -210,6 +214,10 @@ def markdown(result: dict) -> str:
             f"The same grid on the {test_fit['n_cases']:,} test cases with the {tables} tables (`retrieve` "
             f"{100 * test_fit['retrieve'][f'HR@{k}']:.2f} / {100 * test_fit['retrieve'][f'MRR@{k}']:.2f}):",
             "", *grid_rows(test_fit), ""]
+    fusion_fit = result.get("fusion_fit")
+    fusion_choice = [] if not fusion_fit else [
+        f"Fusion fitted on validation: half-life {fusion_fit['half_life']:g} of the training span, table scale "
+        f"{fusion_fit['table_scale']:g}, popularity shift weight {fusion_fit['popularity_weight']:g}.", ""]
     met = all(metrics[RECOMMEND][key] >= metrics[RETRIEVE][key] for key in ("HR@20", "MRR@20"))
     seconds = result["seconds"]
     spent_on_grids = sum(value for part, value in seconds.items() if part.startswith("test grid"))
@@ -234,6 +242,7 @@ def markdown(result: dict) -> str:
         "",
         f"`recommend` at least `retrieve` on HR@20 and MRR@20 on test: {'yes' if met else 'no'}.",
         "",
+        *fusion_choice,
         f"Blend fitted on {fit['n_cases']:,} validation cases: `candidate_pool` {fit['candidate_pool']}, "
         f"`ranking_weight` {fit['ranking_weight']:g} (validation HR@{k} / MRR@{k}: recommend "
         f"{100 * fit['recommend'][f'HR@{k}']:.2f} / {100 * fit['recommend'][f'MRR@{k}']:.2f}, retrieve "
